@@ -1,0 +1,1 @@
+"""Datasets: the generated shapes dataset (and, later, VOC / COCO / CSV readers)."""

@@ -1,0 +1,141 @@
+"""A synthetic dataset of coloured shapes on textured backgrounds, generated with a fixed seed.
+
+Nothing can be downloaded in tests, demos or CI, so this is the data they train and measure on.
+Each scene has 1-6 shapes (circle, square, triangle, star, ring) of varied size and colour, some
+overlapping and some cut by the image border, on a noisy gradient background.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+SHAPE_CLASSES = ("circle", "square", "triangle", "star", "ring")
+CLASS_NAMES = ("__background__",) + SHAPE_CLASSES  # label i <-> CLASS_NAMES[i]
+
+
+@dataclass
+class Scene:
+    """One generated image and its objects.
+
+    Attributes:
+        image: BGR uint8 H x W x 3.
+        boxes: float32 [G, 4] xyxy in pixels (tight around the visible part of each shape).
+        labels: int64 [G], 1 ... len(SHAPE_CLASSES).
+    """
+
+    image: np.ndarray
+    boxes: np.ndarray
+    labels: np.ndarray
+
+
+def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    base = rng.integers(0, 256, size=(2, 3)).astype(np.float32)
+    ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :, None]
+    image = base[0] * (1 - ramp) + base[1] * ramp
+    image = np.broadcast_to(image, (height, width, 3)).copy()
+    image += rng.normal(0.0, rng.uniform(5, 25), size=image.shape).astype(np.float32)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _star(center: tuple[float, float], radius: float, angle: float) -> np.ndarray:
+    points = []
+    for i in range(10):
+        r = radius if i % 2 == 0 else radius * 0.45
+        a = angle + i * math.pi / 5
+        points.append((center[0] + r * math.cos(a), center[1] + r * math.sin(a)))
+    return np.array(points, dtype=np.float32)
+
+
+def _draw_shape(mask: np.ndarray, kind: str, cx: float, cy: float, radius: float, angle: float) -> None:
+    """Draw shape ``kind`` filled with 255 into ``mask`` (uint8 H x W)."""
+    if kind == "circle":
+        cv2.circle(mask, (round(cx), round(cy)), round(radius), 255, -1, cv2.LINE_AA)
+    elif kind == "ring":
+        cv2.circle(mask, (round(cx), round(cy)), round(radius * 0.8), 255, max(2, round(radius * 0.4)), cv2.LINE_AA)
+    else:
+        if kind == "square":
+            corners = [angle + math.pi / 4 + i * math.pi / 2 for i in range(4)]
+            points = np.array([(cx + radius * math.cos(a), cy + radius * math.sin(a)) for a in corners])
+        elif kind == "triangle":
+            corners = [angle - math.pi / 2 + i * 2 * math.pi / 3 for i in range(3)]
+            points = np.array([(cx + radius * math.cos(a), cy + radius * math.sin(a)) for a in corners])
+        else:  # star
+            points = _star((cx, cy), radius, angle - math.pi / 2)
+        cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 255, cv2.LINE_AA)
+
+
+def render_scene(rng: np.random.Generator, size: tuple[int, int] = (320, 320), max_objects: int = 6) -> Scene:
+    """Render one random scene of ``size`` = (height, width).
+
+    Later shapes are drawn over earlier ones. Each box is tight around the *visible* pixels of
+    its shape; a shape left with fewer than 16 visible pixels is not annotated.
+    """
+    height, width = size
+    image = _background(rng, height, width)
+    masks, labels = [], []
+    for _ in range(int(rng.integers(1, max_objects + 1))):
+        kind = int(rng.integers(len(SHAPE_CLASSES)))
+        radius = rng.uniform(0.06, 0.25) * min(height, width)
+        # Centres may fall slightly outside so that some shapes are cut by the border.
+        cx = rng.uniform(-0.1 * width, 1.1 * width)
+        cy = rng.uniform(-0.1 * height, 1.1 * height)
+        mask = np.zeros((height, width), dtype=np.uint8)
+        _draw_shape(mask, SHAPE_CLASSES[kind], cx, cy, radius, rng.uniform(0, 2 * math.pi))
+        if mask.max() == 0:
+            continue
+        color = rng.integers(0, 256, size=3).astype(np.float32)
+        alpha = (mask.astype(np.float32) / 255.0)[:, :, None]
+        image = (image * (1 - alpha) + color * alpha).astype(np.uint8)
+        for earlier in masks:  # what this shape covers is no longer visible below it
+            earlier[mask > 127] = 0
+        masks.append(mask)
+        labels.append(kind + 1)
+    boxes, kept = [], []
+    for mask, label in zip(masks, labels):
+        ys, xs = np.nonzero(mask > 127)
+        if len(xs) < 16:
+            continue
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        kept.append(label)
+    return Scene(image, np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(kept, dtype=np.int64))
+
+
+def generate_shapes_dataset(
+    out_dir: str | Path, num_images: int, seed: int = 0, size: tuple[int, int] = (320, 320), progress: bool = True
+) -> Path:
+    """Write ``num_images`` scenes as ``out_dir/images/*.png`` and COCO ``out_dir/annotations.json``.
+
+    The same seed always gives the same files. Returns the annotation file's path.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    images, annotations = [], []
+    for index in tqdm(range(num_images), desc="shapes", unit="img", disable=not progress):
+        scene = render_scene(rng, size)
+        name = f"shapes_{index:05d}.png"
+        cv2.imwrite(str(out_dir / "images" / name), scene.image)
+        images.append({"id": index, "file_name": f"images/{name}", "height": size[0], "width": size[1]})
+        for box, label in zip(scene.boxes.tolist(), scene.labels.tolist()):
+            x1, y1, x2, y2 = box
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": index,
+                    "category_id": int(label),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                }
+            )
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(SHAPE_CLASSES)]
+    path = out_dir / "annotations.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return path

@@ -1,0 +1,72 @@
+"""The serialisable description of a detector: everything needed to rebuild it from a checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ConfigError
+from ..priors import PriorConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A detector's architecture and its input contract.
+
+    Attributes:
+        arch: registered architecture name (see :func:`ssd_deploy.models.list_architectures`).
+        num_classes: number of classes *including* background at index 0.
+        input_size: (height, width) the network runs at, in pixels.
+        priors: prior layout; its feature maps match the backbone at ``input_size``.
+        mean, std: per-channel RGB normalisation applied inside the model to inputs in [0, 1].
+        reduced_tail: MobileNetV3 only: halve the last stage's channels (torchvision's choice
+            when no ImageNet weights are used).
+    """
+
+    arch: str
+    num_classes: int
+    input_size: tuple[int, int]
+    priors: PriorConfig
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    reduced_tail: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 2:
+            raise ConfigError(
+                f"ModelConfig: num_classes={self.num_classes}. Note: it counts background, so one "
+                "object class needs num_classes=2."
+            )
+        if len(self.input_size) != 2 or min(self.input_size) < 32:
+            raise ConfigError(f"ModelConfig: input_size={self.input_size}. Note: expected (height, width) >= 32.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for checkpoints and exported metadata)."""
+        return {
+            "arch": self.arch,
+            "num_classes": self.num_classes,
+            "input_size": list(self.input_size),
+            "priors": self.priors.to_dict(),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "reduced_tail": self.reduced_tail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            return cls(
+                arch=str(data["arch"]),
+                num_classes=int(data["num_classes"]),
+                input_size=(int(data["input_size"][0]), int(data["input_size"][1])),
+                priors=PriorConfig.from_dict(data["priors"]),
+                mean=tuple(float(v) for v in data["mean"]),
+                std=tuple(float(v) for v in data["std"]),
+                reduced_tail=bool(data.get("reduced_tail", False)),
+            )
+        except (KeyError, TypeError, IndexError, ValueError) as error:
+            raise ConfigError(f"model config: missing or malformed field ({error!r})") from error

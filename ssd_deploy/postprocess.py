@@ -1,0 +1,109 @@
+"""From network outputs to a fixed-size, zero-padded set of detections per image.
+
+The output layout is TensorRT's EfficientNMS layout, used by every runtime and exported file:
+``num_detections [N] int32, boxes [N, K, 4] float32 xyxy in [0, 1], scores [N, K] float32,
+labels [N, K] int32``; rows past ``num_detections`` are zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from torchvision.ops import batched_nms
+
+from .box_coder import SSD_VARIANCES, Variances, decode
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """Thresholds of post-processing. Defaults are the SSD paper's evaluation settings.
+
+    Attributes:
+        score_threshold: candidates must score strictly above this (per class).
+        iou_threshold: class-aware NMS IoU threshold.
+        max_detections: K, detections kept per image.
+        topk_candidates: per class and image, only the best this many candidates enter NMS
+            (torchvision's ``topk_candidates``; bounds NMS time on untrained models).
+    """
+
+    score_threshold: float = 0.01
+    iou_threshold: float = 0.45
+    max_detections: int = 200
+    topk_candidates: int = 400
+
+
+class PaddedDetections(NamedTuple):
+    """Detections of a batch in the fixed-size layout described in the module docstring."""
+
+    num_detections: Tensor  # [N] int32
+    boxes: Tensor  # [N, K, 4] float32 xyxy, fractions of the image
+    scores: Tensor  # [N, K] float32
+    labels: Tensor  # [N, K] int32, 1 ... C-1
+
+
+def decode_predictions(
+    loc: Tensor, logits: Tensor, priors: Tensor, variances: Variances = SSD_VARIANCES
+) -> tuple[Tensor, Tensor]:
+    """Decode the raw head outputs.
+
+    Args:
+        loc: Tensor[N, P, 4] offsets. logits: Tensor[N, P, C]. priors: Tensor[P, 4] cxcywh.
+
+    Returns:
+        boxes: Tensor[N, P, 4] xyxy clipped to [0, 1]; scores: Tensor[N, P, C] softmax
+        probabilities (column 0 is background).
+    """
+    boxes = decode(loc, priors, variances).clamp(min=0.0, max=1.0)
+    return boxes, torch.softmax(logits, dim=-1)
+
+
+def select_detections(boxes: Tensor, scores: Tensor, config: PostprocessConfig) -> PaddedDetections:
+    """Score threshold, per-class top-k, class-aware NMS and the best K per image, batched.
+
+    Args:
+        boxes: Tensor[N, P, 4] decoded xyxy boxes. scores: Tensor[N, P, C] probabilities.
+
+    Returns:
+        :class:`PaddedDetections`, sorted by decreasing score within each image.
+    """
+    num_images, num_priors, num_classes = scores.shape
+    k = min(config.topk_candidates, num_priors)
+    # Per image and foreground class, the k best priors: [N, C-1, k].
+    top_scores, top_prior = scores[..., 1:].transpose(1, 2).topk(k, dim=2)
+    labels = torch.arange(1, num_classes, device=scores.device).view(1, -1, 1).expand_as(top_prior)
+    images = torch.arange(num_images, device=scores.device).view(-1, 1, 1).expand_as(top_prior)
+
+    candidate = (top_scores > config.score_threshold).nonzero(as_tuple=True)
+    cand_images, cand_labels = images[candidate], labels[candidate]
+    cand_scores = top_scores[candidate]
+    cand_boxes = boxes[cand_images, top_prior[candidate]]
+    # One NMS call for the whole batch: a group per (image, class). Result sorted by score.
+    keep = batched_nms(cand_boxes, cand_scores, cand_images * num_classes + cand_labels, config.iou_threshold)
+
+    # Stable sort by image keeps the score order inside each image; rank = position in image.
+    keep = keep[torch.sort(cand_images[keep], stable=True).indices]
+    kept_images = cand_images[keep]
+    counts = torch.bincount(kept_images, minlength=num_images)
+    first_of_image = torch.cumsum(counts, dim=0) - counts
+    rank = torch.arange(keep.numel(), device=keep.device) - first_of_image[kept_images]
+    K = config.max_detections
+    within = rank < K
+    keep, kept_images, rank = keep[within], kept_images[within], rank[within]
+    out_boxes = boxes.new_zeros(num_images, K, 4)
+    out_scores = scores.new_zeros(num_images, K)
+    out_labels = torch.zeros(num_images, K, dtype=torch.int32, device=scores.device)
+    out_boxes[kept_images, rank] = cand_boxes[keep]
+    out_scores[kept_images, rank] = cand_scores[keep]
+    out_labels[kept_images, rank] = cand_labels[keep].to(torch.int32)
+    return PaddedDetections(counts.clamp(max=K).to(torch.int32), out_boxes, out_scores, out_labels)
+
+
+def postprocess(
+    loc: Tensor, logits: Tensor, priors: Tensor, config: PostprocessConfig = PostprocessConfig()
+) -> PaddedDetections:
+    """Decode, softmax and select: raw head outputs to padded detections (see module docstring)."""
+    boxes, scores = decode_predictions(loc, logits, priors)
+    return select_detections(boxes, scores, config)
