@@ -122,3 +122,7 @@ def _imwrite(path: Path, image) -> None:
 
 def entry_point() -> None:
     sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    entry_point()
