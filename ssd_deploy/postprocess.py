@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torchvision.ops import nms
+from torchvision.ops import batched_nms, nms
 
 from .box_coder import SSD_VARIANCES, Variances, decode
 
@@ -80,7 +80,7 @@ def select_detections(boxes: Tensor, scores: Tensor, config: PostprocessConfig) 
     cand_images, cand_labels = images[candidate], labels[candidate]
     cand_scores = top_scores[candidate]
     cand_boxes = boxes[cand_images, top_prior[candidate]]
-    keep = _grouped_nms(cand_boxes, cand_scores, cand_images * num_classes + cand_labels, config.iou_threshold)
+    keep = _grouped_nms(cand_boxes, cand_scores, cand_images, cand_labels, num_classes, config.iou_threshold)
 
     # ``keep`` is sorted by score; a detection's rank in its image = earlier kept ones of that
     # image (a running count per image, [M, N]; no sort, which the ONNX exporter cannot translate).
@@ -100,20 +100,35 @@ def select_detections(boxes: Tensor, scores: Tensor, config: PostprocessConfig) 
     return PaddedDetections(counts.clamp(max=K).to(torch.int32), out_boxes, out_scores, out_labels)
 
 
-def _grouped_nms(boxes: Tensor, scores: Tensor, groups: Tensor, iou_threshold: float) -> Tensor:
-    """Class-aware NMS in one ``torchvision.ops.nms`` call: each group's boxes are shifted by
-    ``group * 2`` so that boxes of different groups never overlap (boxes are in [0, 1]).
+# Above this many candidates eager code runs NMS group by group: one NMS over all groups compares
+# every pair (O(M^2)). torchvision's batched_nms makes the same switch (4000 coordinates on CPU).
+MAX_CANDIDATES_SINGLE_NMS = 1000
 
-    This is torchvision's ``batched_nms`` coordinate trick written without its Python branch on
-    the number of boxes, which ``torch.export`` cannot capture (data-dependent), so one
-    implementation serves eager PyTorch, TorchScript, ``torch.export`` and ONNX
-    (``NonMaxSuppression``). Shifts reach 2 * N * C; float32 then resolves about 1e-7 of that
-    (1.2e-4 of the image side at N=8, C=91), far below a pixel.
+
+def _is_exporting() -> bool:
+    return torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+
+def _grouped_nms(boxes: Tensor, scores: Tensor, images: Tensor, labels: Tensor, num_classes: int, iou_threshold: float) -> Tensor:
+    """NMS within each (image, class) group.
+
+    In graphs being exported (TorchScript, ``torch.export``, ONNX) and for small inputs this is
+    one ``torchvision.ops.nms`` call: boxes (in [0, 1]) are shifted by ``2 * label`` along x and
+    ``2 * image`` along y, so boxes of different groups never overlap. That is torchvision's
+    ``batched_nms`` coordinate trick without its Python branch, which ``torch.export`` cannot
+    capture, and with two axes so coordinates stay below 2 * max(C, N) rather than 2 * N * C
+    (float32 then resolves 1.5e-5 of the image side for 91 classes). ONNX exports it as a
+    standard ``NonMaxSuppression``. Eager code with many candidates uses ``batched_nms``'s
+    per-group loop instead, which is exact and avoids the quadratic cost.
 
     Returns:
         Tensor[M] int64 indices of kept boxes, by decreasing score.
     """
-    shifted = boxes + (groups.to(boxes.dtype) * 2.0)[:, None]
+    if not _is_exporting() and boxes.shape[0] > MAX_CANDIDATES_SINGLE_NMS:
+        return batched_nms(boxes, scores, images * num_classes + labels, iou_threshold)
+    shift_x = labels.to(boxes.dtype) * 2.0
+    shift_y = images.to(boxes.dtype) * 2.0
+    shifted = boxes + torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)
     return nms(shifted, scores, iou_threshold)
 
 

@@ -99,7 +99,7 @@ class PriorConfig:
         return sum(h * w * n for (h, w), n in zip(self.feature_maps, self.priors_per_location()))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (lists, floats) for checkpoints and exported metadata."""
+        """Plain-data form (tuples of numbers; JSON-serialisable) for checkpoints and metadata."""
         return asdict(self)
 
     @classmethod

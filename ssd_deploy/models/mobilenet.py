@@ -87,7 +87,8 @@ class MobileNetSSDLiteBackbone(nn.Module):
             else:
                 sub, name = rest[len(inner) + 1 :].split(".", 1)
                 sub = int(sub)
-                mapped[f"features.0.{c4}.{name}" if sub == 0 else f"features.1.0.{sub - 1}.{name}"] = value
+                # features.1.0 is a slice of the C4 block's Sequential: slicing keeps the layer numbers.
+                mapped[f"features.0.{c4}.{name}" if sub == 0 else f"features.1.0.{sub}.{name}"] = value
         missing, unexpected = self.load_state_dict(mapped, strict=False)
         _check_backbone_load(missing, unexpected, expected_missing_prefixes=("extra.",))
 

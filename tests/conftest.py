@@ -1,0 +1,51 @@
+"""Shared helpers, handed to tests as fixtures: torchvision's priors for given feature maps, and
+order-tolerant detection checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+from torchvision.models.detection.image_list import ImageList
+
+
+def torchvision_anchors(anchor_generator, image_size: tuple[int, int], feature_maps) -> Tensor:
+    """torchvision's priors (Tensor[P, 4] xyxy pixels) from its own ``DefaultBoxGenerator``.
+
+    Only the feature maps' shapes matter, so they are zeros of the given (height, width).
+    """
+    images = ImageList(torch.zeros(1, 3, *image_size), [tuple(image_size)])
+    features = [torch.zeros(1, 1, h, w) for h, w in feature_maps]
+    return anchor_generator(images, features)[0]
+
+
+def canonical_detections(boxes: Tensor, scores: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Sort detections by (label, -score, box coordinates) so that two NMS implementations that
+    order ties differently can be compared row by row."""
+    rows = sorted(
+        range(len(scores)),
+        key=lambda i: (int(labels[i]), -float(scores[i]), *[float(v) for v in boxes[i]]),
+    )
+    index = torch.tensor(rows, dtype=torch.int64)
+    return boxes[index], scores[index], labels[index].to(torch.int64)
+
+
+def assert_same_detections(actual, expected, box_atol: float, score_atol: float) -> None:
+    """``actual`` and ``expected`` are (boxes [D, 4], scores [D], labels [D]) of one image."""
+    a_boxes, a_scores, a_labels = canonical_detections(*actual)
+    e_boxes, e_scores, e_labels = canonical_detections(*expected)
+    assert a_labels.shape == e_labels.shape, f"{a_labels.numel()} detections, expected {e_labels.numel()}"
+    assert torch.equal(a_labels, e_labels)
+    if a_labels.numel():
+        assert (a_scores - e_scores).abs().max().item() <= score_atol
+        assert (a_boxes - e_boxes).abs().max().item() <= box_atol
+
+
+@pytest.fixture(name="torchvision_anchors", scope="session")
+def torchvision_anchors_fixture():
+    return torchvision_anchors
+
+
+@pytest.fixture(name="assert_same_detections", scope="session")
+def assert_same_detections_fixture():
+    return assert_same_detections

@@ -1,0 +1,185 @@
+"""Post-processing: batched select_detections against a plain per-image torchvision reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.ops import batched_nms, box_iou
+
+from ssd_deploy.postprocess import PaddedDetections, PostprocessConfig, decode_predictions, postprocess, select_detections
+
+NUM_CLASSES = 4  # background included
+NUM_PRIORS = 300
+
+
+def reference_detections(boxes: torch.Tensor, scores: torch.Tensor, config: PostprocessConfig):
+    """One image, written as torchvision's SSD.postprocess_detections: per class threshold and
+    top-k, class-aware NMS, the best K. Returns (boxes [D, 4], scores [D], labels [D])."""
+    all_boxes, all_scores, all_labels = [], [], []
+    for label in range(1, scores.shape[1]):
+        score = scores[:, label]
+        keep = score > config.score_threshold
+        score, box = score[keep], boxes[keep]
+        score, index = score.topk(min(config.topk_candidates, score.numel()))
+        all_boxes.append(box[index])
+        all_scores.append(score)
+        all_labels.append(torch.full_like(index, label))
+    all_boxes, all_scores, all_labels = torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_labels)
+    keep = batched_nms(all_boxes, all_scores, all_labels, config.iou_threshold)[: config.max_detections]
+    return all_boxes[keep], all_scores[keep], all_labels[keep]
+
+
+def _inputs(seed: int, num_images: int, num_priors: int = NUM_PRIORS, sharpness: float = 3.0):
+    """Clustered boxes (so NMS has work to do) and softmax scores, like decode_predictions' output."""
+    generator = torch.Generator().manual_seed(seed)
+    centres = torch.rand(num_images, 12, 2, generator=generator)  # 12 clusters per image
+    cluster = torch.randint(0, 12, (num_images, num_priors), generator=generator)
+    centre = torch.gather(centres, 1, cluster[..., None].expand(-1, -1, 2))
+    centre = centre + 0.03 * torch.randn(num_images, num_priors, 2, generator=generator)
+    half = 0.05 + 0.1 * torch.rand(num_images, num_priors, 2, generator=generator)
+    boxes = torch.cat((centre - half, centre + half), dim=-1).clamp(0.0, 1.0)
+    logits = sharpness * torch.randn(num_images, num_priors, NUM_CLASSES, generator=generator)
+    return boxes, torch.softmax(logits, dim=-1)
+
+
+def _image(detections: PaddedDetections, i: int):
+    n = int(detections.num_detections[i])
+    return detections.boxes[i, :n], detections.scores[i, :n], detections.labels[i, :n]
+
+
+def _assert_zero_padding(detections: PaddedDetections) -> None:
+    for i, n in enumerate(detections.num_detections.tolist()):
+        assert (detections.boxes[i, n:] == 0).all()
+        assert (detections.scores[i, n:] == 0).all()
+        assert (detections.labels[i, n:] == 0).all()
+
+
+CONFIG = PostprocessConfig(score_threshold=0.2, iou_threshold=0.45, max_detections=100, topk_candidates=50)
+
+
+@pytest.mark.parametrize(
+    "config, binding",
+    [
+        (CONFIG, "topk"),
+        (PostprocessConfig(score_threshold=0.05, iou_threshold=0.6, max_detections=40, topk_candidates=80), "max"),
+    ],
+    ids=["topk_binds", "max_detections_binds"],
+)
+def test_select_detections_equals_per_image_reference(config, binding, assert_same_detections):
+    boxes, scores = _inputs(seed=0, num_images=3)
+    detections = select_detections(boxes, scores, config)
+    assert detections.boxes.shape == (3, config.max_detections, 4)
+    assert detections.scores.shape == detections.labels.shape == (3, config.max_detections)
+    for i in range(3):
+        expected = reference_detections(boxes[i], scores[i], config)
+        # Non-trivial: the limit under test binds, NMS removed candidates, something is left.
+        above_threshold = (scores[i, :, 1:] > config.score_threshold).sum(dim=0)
+        if binding == "topk":
+            assert (above_threshold > config.topk_candidates).all()
+            assert 10 <= expected[1].numel() < config.max_detections
+        else:
+            assert expected[1].numel() == config.max_detections
+        assert expected[1].numel() < above_threshold.clamp(max=config.topk_candidates).sum()
+        assert_same_detections(_image(detections, i), expected, box_atol=0.0, score_atol=0.0)
+    _assert_zero_padding(detections)
+
+
+def test_output_dtypes_and_score_order():
+    boxes, scores = _inputs(seed=1, num_images=2)
+    detections = select_detections(boxes, scores, CONFIG)
+    assert isinstance(detections, PaddedDetections)
+    assert detections.num_detections.dtype == torch.int32
+    assert detections.labels.dtype == torch.int32
+    assert detections.boxes.dtype == detections.scores.dtype == torch.float32
+    assert detections.num_detections.shape == (2,)
+    for i in range(2):
+        _, image_scores, image_labels = _image(detections, i)
+        assert image_scores.numel() > 0
+        assert (image_scores[:-1] >= image_scores[1:]).all()  # decreasing score within the image
+        assert (image_scores > CONFIG.score_threshold).all()
+        assert ((image_labels >= 1) & (image_labels < NUM_CLASSES)).all()
+
+
+def test_all_scores_below_threshold_gives_no_detections():
+    boxes, scores = _inputs(seed=2, num_images=2, sharpness=0.1)  # scores close to 1/4
+    assert scores[..., 1:].max().item() < 0.5
+    detections = select_detections(boxes, scores, PostprocessConfig(score_threshold=0.5, max_detections=10))
+    assert detections.num_detections.tolist() == [0, 0]
+    assert detections.boxes.shape == (2, 10, 4)
+    _assert_zero_padding(detections)
+
+
+def test_one_empty_image_in_a_batch():
+    boxes, scores = _inputs(seed=3, num_images=3)
+    scores[1] = torch.tensor([0.97, 0.01, 0.01, 0.01])  # image 1: background everywhere
+    detections = select_detections(boxes, scores, CONFIG)
+    counts = detections.num_detections.tolist()
+    assert counts[1] == 0 and counts[0] > 0 and counts[2] > 0
+    _assert_zero_padding(detections)
+
+
+def test_more_candidates_than_k_gives_exactly_k_best():
+    boxes, scores = _inputs(seed=4, num_images=2)
+    config = PostprocessConfig(score_threshold=0.01, iou_threshold=0.45, max_detections=5, topk_candidates=100)
+    uncapped = PostprocessConfig(score_threshold=0.01, iou_threshold=0.45, max_detections=1000, topk_candidates=100)
+    detections = select_detections(boxes, scores, config)
+    assert detections.num_detections.tolist() == [5, 5]
+    everything = select_detections(boxes, scores, uncapped)
+    assert (everything.num_detections > 5).all()
+    for i in range(2):
+        assert torch.equal(detections.scores[i], everything.scores[i, :5])
+        assert torch.equal(detections.labels[i], everything.labels[i, :5])
+        assert torch.equal(detections.boxes[i], everything.boxes[i, :5])
+
+
+def test_batch_equals_each_image_alone(assert_same_detections):
+    # Three images with different content: many objects, few objects, one sharp object.
+    boxes_a, scores_a = _inputs(seed=5, num_images=1)
+    boxes_b, scores_b = _inputs(seed=6, num_images=1, sharpness=1.0)
+    boxes_c, scores_c = _inputs(seed=7, num_images=1, sharpness=0.1)
+    scores_c[0, 17] = torch.tensor([0.0, 0.0, 0.9, 0.1])
+    boxes, scores = torch.cat((boxes_a, boxes_b, boxes_c)), torch.cat((scores_a, scores_b, scores_c))
+    batched = select_detections(boxes, scores, CONFIG)
+    counts = batched.num_detections.tolist()
+    assert len(set(counts)) == 3  # really different content
+    for i in range(3):
+        alone = select_detections(boxes[i : i + 1], scores[i : i + 1], CONFIG)
+        assert alone.num_detections.tolist() == [counts[i]]
+        assert_same_detections(_image(batched, i), _image(alone, 0), box_atol=0.0, score_atol=0.0)
+
+
+def test_decode_predictions_clips_boxes_and_returns_probabilities():
+    generator = torch.Generator().manual_seed(8)
+    priors = torch.tensor([[0.05, 0.5, 0.2, 0.2], [0.5, 0.5, 0.3, 0.3], [0.9, 0.9, 0.4, 0.1]])
+    loc = 3 * torch.randn(2, 3, 4, generator=generator)
+    logits = torch.randn(2, 3, NUM_CLASSES, generator=generator)
+    boxes, scores = decode_predictions(loc, logits, priors)
+    assert boxes.shape == (2, 3, 4) and scores.shape == (2, 3, NUM_CLASSES)
+    assert boxes.min().item() >= 0.0 and boxes.max().item() <= 1.0
+    assert (boxes[..., 0] == 0).any()  # the first prior sticks out to the left: clipped
+    assert (scores.sum(dim=-1) - 1).abs().max().item() <= 1e-6
+    full = postprocess(loc, logits, priors, CONFIG)
+    direct = select_detections(boxes, scores, CONFIG)
+    for a, b in zip(full, direct):
+        assert torch.equal(a, b)
+
+
+def test_nms_decision_does_not_depend_on_position_in_batch():
+    # Eight identical images, each with two small boxes (2% of the image side, ~6 px at 300) of
+    # the last of 91 classes whose IoU is 0.597, 0.003 below the NMS threshold: both must be kept
+    # in every image, as torchvision's per-image batched_nms keeps them (its IoU error is ~3e-4).
+    num_images, num_classes, side, iou = 8, 91, 0.02, 0.597
+    shift = side * (1 - iou) / (1 + iou)
+    first = torch.tensor([0.4, 0.4, 0.4 + side, 0.4 + side])
+    pair = torch.stack((first, first + torch.tensor([shift, 0.0, shift, 0.0])))
+    exact_iou = box_iou(pair[:1], pair[1:]).item()
+    assert abs(exact_iou - iou) <= 1e-5
+    boxes = pair.expand(num_images, 2, 4).contiguous()
+    scores = torch.zeros(num_images, 2, num_classes)
+    scores[..., 0] = 0.1
+    scores[:, 0, -1], scores[:, 1, -1] = 0.9, 0.8
+    config = PostprocessConfig(score_threshold=0.5, iou_threshold=0.6, max_detections=10, topk_candidates=10)
+    alone = select_detections(boxes[:1], scores[:1], config)
+    reference = batched_nms(pair, scores[0, :, -1], torch.full((2,), num_classes - 1), config.iou_threshold)
+    assert alone.num_detections.tolist() == [reference.numel()] == [2]
+    assert select_detections(boxes, scores, config).num_detections.tolist() == [2] * num_images

@@ -1,0 +1,146 @@
+"""torchvision's SSD300-VGG16 and SSDLite320-MobileNetV3 state dicts give the same network and the
+same detections in ssd-deploy.
+
+Random weights must give informative scores, or the comparison proves nothing: with torchvision's
+default initialisation SSDLite's class scores are all equal (activations vanish), and with
+Kaiming everywhere VGG's scores saturate to 1.0; ties make NMS order arbitrary. So VGG keeps
+torchvision's initialisation except for small head weights, and SSDLite gets Kaiming convolutions,
+random BatchNorm statistics and 10x smaller head weights. Each test asserts the scores spread.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision.models.detection.ssdlite as tv_ssdlite_module
+from torch import nn
+from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_large
+
+from ssd_deploy.deploy import DeployModule
+from ssd_deploy.errors import ConfigError
+from ssd_deploy.models.torchvision_compat import detect_torchvision_arch, from_torchvision_state_dict
+from ssd_deploy.postprocess import PostprocessConfig
+
+BATCH = 2
+
+
+def _seeded_ssd300_vgg16() -> nn.Module:
+    torch.manual_seed(0)
+    model = ssd300_vgg16(weights=None, weights_backbone=None, num_classes=91)
+    for module in model.head.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.normal_(module.weight, std=0.01)
+            nn.init.zeros_(module.bias)
+    return model.eval()
+
+
+def _informative_ssdlite_init(model: nn.Module) -> nn.Module:
+    torch.manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.1, 0.1)
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    with torch.no_grad():
+        for module in model.head.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.mul_(0.1)
+    return model.eval()
+
+
+def _seeded_ssdlite320() -> nn.Module:
+    torch.manual_seed(0)
+    # weights_backbone=None makes torchvision build MobileNetV3 with the reduced tail.
+    return _informative_ssdlite_init(ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=91))
+
+
+@pytest.fixture(scope="module", params=["ssd300_vgg16", "ssdlite320_mobilenet_v3_large"])
+def pair(request):
+    """(torchvision model, ssd-deploy model converted from its state dict, input images)."""
+    tv = _seeded_ssd300_vgg16() if request.param == "ssd300_vgg16" else _seeded_ssdlite320()
+    ours = from_torchvision_state_dict(tv.state_dict()).eval()
+    height, width = ours.config.input_size
+    assert (height, width) == ((300, 300) if request.param == "ssd300_vgg16" else (320, 320))
+    images = torch.rand(BATCH, 3, height, width, generator=torch.Generator().manual_seed(1))
+    return request.param, tv, ours, images
+
+
+def test_converter_detects_architecture_and_classes(pair):
+    name, tv, ours, _ = pair
+    state_dict = tv.state_dict()
+    assert detect_torchvision_arch(state_dict) == name
+    assert ours.config.num_classes == 91
+    assert ours.config.arch == {"ssd300_vgg16": "ssd300_vgg16", "ssdlite320_mobilenet_v3_large": "ssdlite_mobilenet_v3"}[name]
+    # weights_backbone=None gives torchvision's reduced MobileNetV3 tail; the converter reads it.
+    assert ours.config.reduced_tail is (name == "ssdlite320_mobilenet_v3_large")
+    # Every torchvision tensor landed somewhere: same number of entries and of elements.
+    ours_state = ours.state_dict()
+    assert len(ours_state) == len(state_dict)
+    assert sum(v.numel() for v in ours_state.values()) == sum(v.numel() for v in state_dict.values())
+
+
+def test_raw_head_outputs_equal(pair):
+    _, tv, ours, images = pair
+    with torch.no_grad():
+        transformed, _ = tv.transform(list(images))
+        assert transformed.tensors.shape == images.shape  # already at the input size: no resize
+        features = list(tv.backbone(transformed.tensors).values())
+        expected = tv.head(features)
+        loc, logits = ours(images)
+    assert loc.shape == expected["bbox_regression"].shape == (BATCH, ours.num_priors, 4)
+    assert logits.shape == expected["cls_logits"].shape == (BATCH, ours.num_priors, 91)
+    assert (loc - expected["bbox_regression"]).abs().max().item() <= 1e-5
+    assert (logits - expected["cls_logits"]).abs().max().item() <= 1e-5
+    assert logits.std().item() > 0.1  # informative, not vanishing
+
+
+def test_detections_equal(pair, assert_same_detections):
+    _, tv, ours, images = pair
+    config = PostprocessConfig(
+        score_threshold=tv.score_thresh,
+        iou_threshold=tv.nms_thresh,
+        max_detections=tv.detections_per_img,
+        topk_candidates=tv.topk_candidates,
+    )
+    with torch.no_grad():
+        expected = tv(list(images))
+        detections = DeployModule(ours, config)(images)
+    height, width = ours.config.input_size
+    scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+    for i, target in enumerate(expected):
+        n = int(detections.num_detections[i])
+        # Not vacuous: many detections with distinct scores (no ties to hide an order mismatch).
+        assert n >= 50
+        assert target["scores"].unique().numel() >= 0.9 * target["scores"].numel()
+        actual = (detections.boxes[i, :n] * scale, detections.scores[i, :n], detections.labels[i, :n])
+        assert_same_detections(
+            actual, (target["boxes"], target["scores"], target["labels"]), box_atol=1e-3, score_atol=1e-5
+        )
+
+
+def test_full_tail_ssdlite_is_detected(monkeypatch):
+    # torchvision builds the full MobileNetV3 tail when ImageNet backbone weights are used (as in
+    # its COCO checkpoint); build that network without downloading anything.
+    original = tv_ssdlite_module.mobilenet_v3_large
+    monkeypatch.setattr(
+        tv_ssdlite_module, "mobilenet_v3_large", lambda **kwargs: original(**{**kwargs, "reduced_tail": False})
+    )
+    tv = _informative_ssdlite_init(ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=7))
+    ours = from_torchvision_state_dict(tv.state_dict()).eval()
+    assert ours.config.reduced_tail is False
+    assert ours.config.num_classes == 7
+    images = torch.rand(1, 3, 320, 320, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        transformed, _ = tv.transform(list(images))
+        expected = tv.head(list(tv.backbone(transformed.tensors).values()))
+        loc, logits = ours(images)
+    assert (loc - expected["bbox_regression"]).abs().max().item() <= 1e-5
+    assert (logits - expected["cls_logits"]).abs().max().item() <= 1e-5
+
+
+def test_unknown_state_dict_is_rejected():
+    with pytest.raises(ConfigError):
+        detect_torchvision_arch({"backbone.body.conv1.weight": torch.zeros(1), "head.classification_head.x": torch.zeros(1)})
