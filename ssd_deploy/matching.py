@@ -41,7 +41,8 @@ def match_priors(
 
     # Pad the ground truth to [N, G, ...]; one box_iou call over all boxes of the batch.
     image_of_gt = torch.repeat_interleave(torch.arange(num_images, device=device), counts)
-    slot_of_gt = torch.cat([torch.arange(int(c), device=device) for c in counts])
+    first_of_image = torch.cumsum(counts, dim=0) - counts
+    slot_of_gt = torch.arange(int(counts.sum()), device=device) - first_of_image[image_of_gt]
     all_boxes = torch.cat(gt_boxes).to(priors)
     iou = torch.full((num_images, max_gt, num_priors), -1.0, dtype=priors.dtype, device=device)
     iou[image_of_gt, slot_of_gt] = box_iou(all_boxes, priors_xyxy)  # [sum G, P]
