@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchvision.models import mobilenet_v2, mobilenet_v3_large
 from torchvision.ops.misc import Conv2dNormActivation
 
-from .vgg import _check_backbone_load
+from .backbone_weights import check_backbone_load
 
 # torchvision's SSDLite uses these BatchNorm settings (TensorFlow's defaults).
 SSDLITE_NORM = partial(nn.BatchNorm2d, eps=0.001, momentum=0.03)
@@ -90,7 +90,7 @@ class MobileNetSSDLiteBackbone(nn.Module):
                 # features.1.0 is a slice of the C4 block's Sequential: slicing keeps the layer numbers.
                 mapped[f"features.0.{c4}.{name}" if sub == 0 else f"features.1.0.{sub}.{name}"] = value
         missing, unexpected = self.load_state_dict(mapped, strict=False)
-        _check_backbone_load(missing, unexpected, expected_missing_prefixes=("extra.",))
+        check_backbone_load(missing, unexpected, expected_missing_prefixes=("extra.",))
 
 
 def _inner_name_probe(state_dict: dict[str, Tensor], index: int) -> str:

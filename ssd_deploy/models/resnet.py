@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torchvision.models import resnet50
 
-from .vgg import _check_backbone_load
+from .backbone_weights import check_backbone_load
 
 
 def _additional_block(in_channels: int, mid_channels: int, out_channels: int, stride: int, padding: int) -> nn.Sequential:
@@ -63,4 +63,4 @@ class ResNet50Backbone(nn.Module):
         """Load torchvision ``resnet50`` ImageNet weights (layer4 and fc are ignored)."""
         kept = {k: v for k, v in state_dict.items() if not k.startswith(("layer4.", "fc."))}
         missing, unexpected = self.load_state_dict(kept, strict=False)
-        _check_backbone_load(missing, unexpected, expected_missing_prefixes=("additional.",))
+        check_backbone_load(missing, unexpected, expected_missing_prefixes=("additional.",))

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.vgg import cfgs, make_layers
 
+from .backbone_weights import check_backbone_load
+
 # Indices into torchvision's ``vgg16().features``.
 POOL3, CONV4_3_END, CONV5_3_END = 16, 23, 30
 
@@ -98,10 +100,4 @@ class VGG16Backbone(nn.Module):
             elif index < CONV5_3_END:
                 mapped[f"conv7.{index - CONV4_3_END}.{name}"] = value
         missing, unexpected = self.load_state_dict(mapped, strict=False)
-        _check_backbone_load(missing, unexpected, expected_missing_prefixes=("conv4_3_norm", "conv7.8.", "conv7.10.", "extras"))
-
-
-def _check_backbone_load(missing: list[str], unexpected: list[str], expected_missing_prefixes: tuple[str, ...]) -> None:
-    missing = [k for k in missing if not k.startswith(expected_missing_prefixes)]
-    if missing or unexpected:
-        raise ValueError(f"backbone weights do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        check_backbone_load(missing, unexpected, expected_missing_prefixes=("conv4_3_norm", "conv7.8.", "conv7.10.", "extras"))
