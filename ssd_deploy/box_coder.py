@@ -8,7 +8,7 @@ thing as ``BoxCoder(weights=(10, 10, 5, 5))``: the weights are the reciprocals o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -19,9 +19,11 @@ from torchvision.ops import box_convert
 MAX_LOG_SCALE = math.log(1000.0 / 16)
 
 
-@dataclass(frozen=True)
-class Variances:
-    """SSD's variances: the centre and size offsets are divided by these when encoded."""
+class Variances(NamedTuple):
+    """SSD's variances: the centre and size offsets are divided by these when encoded.
+
+    A NamedTuple rather than a dataclass because TorchScript compiles NamedTuples.
+    """
 
     center: float = 0.1
     size: float = 0.2
@@ -46,17 +48,21 @@ def encode(boxes: Tensor, priors: Tensor, variances: Variances = SSD_VARIANCES) 
     return torch.cat((center, size), dim=-1)
 
 
-def decode(offsets: Tensor, priors: Tensor, variances: Variances = SSD_VARIANCES) -> Tensor:
+def decode(
+    offsets: Tensor, priors: Tensor, variances: Variances = SSD_VARIANCES, max_log_scale: float = MAX_LOG_SCALE
+) -> Tensor:
     """Boxes from offsets relative to ``priors``; the inverse of :func:`encode`.
 
     Args:
         offsets: Tensor[..., P, 4] (dcx, dcy, dw, dh), e.g. the network's ``loc`` output.
         priors: Tensor[P, 4] (cx, cy, w, h).
+        max_log_scale: bound on the size offsets before exp() (an argument, not a global read,
+            because TorchScript cannot read module-level floats).
 
     Returns:
         Tensor[..., P, 4] xyxy in the units of ``priors``. Not clipped.
     """
     center = priors[:, :2] + offsets[..., :2] * variances.center * priors[:, 2:]
-    log_scale = torch.clamp(offsets[..., 2:] * variances.size, max=MAX_LOG_SCALE)
+    log_scale = torch.clamp(offsets[..., 2:] * variances.size, max=max_log_scale)
     half_size = 0.5 * priors[:, 2:] * torch.exp(log_scale)
     return torch.cat((center - half_size, center + half_size), dim=-1)

@@ -38,19 +38,27 @@ def atomic_write(path: str | Path, write: Any) -> Path:
     """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
 
     The temporary file lives in the destination folder so the rename is atomic; on any failure it
-    is removed and ``path`` is left as it was.
+    is removed and ``path`` is left as it was. It keeps ``path``'s suffix (some writers, such as
+    AOTInductor's packager, insist on it).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_checkpoint(path: str | Path, model: SSD, class_names: list[str] | None = None, **extra: Any) -> Path:

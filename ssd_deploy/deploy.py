@@ -1,32 +1,93 @@
-"""The deploy module: the whole network-side flow every runtime executes.
+"""The deploy modules: the whole network-side flow every runtime executes.
 
     images [N, 3, H, W] RGB in [0, 1]
       -> normalise -> backbone -> heads            (SSD.forward)
       -> decode with priors -> softmax              (postprocess.decode_predictions)
-      -> threshold, top-k, class-aware NMS, pad     (postprocess.select_detections)
+      -> threshold, top-k, class-aware NMS, pad     (postprocess.select_padded)
       -> num_detections [N], boxes [N, K, 4] xyxy in [0, 1], scores [N, K], labels [N, K]
 
-Pre-processing (resize, colour order) and mapping boxes back to each original image happen on
-the host, once, in :mod:`ssd_deploy.pipeline`.
+:class:`DecodeModule` stops after decoding, for programs that run their own NMS. Both are what
+eager PyTorch runs and what every exporter captures (TorchScript scripts them around a traced
+network; ``torch.export`` and ONNX export them whole). Pre-processing (resize, colour order) and
+mapping boxes back to each original image happen on the host, once, in :mod:`ssd_deploy.pipeline`.
 """
 
 from __future__ import annotations
 
+import copy
+
+import torch
 from torch import Tensor, nn
 
-from .models.ssd import SSD
-from .postprocess import PaddedDetections, PostprocessConfig, decode_predictions, select_detections
+from .postprocess import PaddedDetections, PostprocessConfig, decode_predictions, select_padded
 
 
-class DeployModule(nn.Module):
-    """An :class:`SSD` followed by decoding and NMS, with the fixed-size padded output contract."""
+def _priors_of(model: nn.Module, priors: Tensor | None) -> Tensor:
+    if priors is not None:
+        return priors
+    found = getattr(model, "priors", None)
+    if not isinstance(found, Tensor):
+        raise TypeError("pass priors=Tensor[P, 4] for a network that does not carry them (e.g. a traced one)")
+    return found
 
-    def __init__(self, model: SSD, postprocess: PostprocessConfig = PostprocessConfig()) -> None:
+
+class DecodeModule(nn.Module):
+    """Network plus decoding: images -> ``(boxes [N, P, 4] xyxy in [0, 1], scores [N, P, C])``.
+
+    Args:
+        model: maps images to ``(loc [N, P, 4], logits [N, P, C])``: an :class:`SSD`, or that
+            network traced or cast to another precision.
+        priors: Tensor[P, 4] cxcywh; taken from ``model.priors`` when omitted.
+    """
+
+    def __init__(self, model: nn.Module, priors: Tensor | None = None) -> None:
         super().__init__()
         self.model = model
+        self.register_buffer("priors", _priors_of(model, priors).detach().clone().float(), persistent=False)
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        loc, logits = self.model(images)
+        return decode_predictions(loc, logits, self.priors)
+
+
+class DeployModule(DecodeModule):
+    """Network, decoding and NMS with the fixed-size padded output contract.
+
+    The thresholds are plain attributes (not the dataclass) so TorchScript can compile ``forward``.
+    """
+
+    def __init__(
+        self, model: nn.Module, postprocess: PostprocessConfig = PostprocessConfig(), priors: Tensor | None = None
+    ) -> None:
+        super().__init__(model, priors)
         self.postprocess = postprocess
+        self.score_threshold = float(postprocess.score_threshold)
+        self.iou_threshold = float(postprocess.iou_threshold)
+        self.max_detections = int(postprocess.max_detections)
+        self.topk_candidates = int(postprocess.topk_candidates)
 
     def forward(self, images: Tensor) -> PaddedDetections:
         loc, logits = self.model(images)
-        boxes, scores = decode_predictions(loc, logits, self.model.priors)
-        return select_detections(boxes, scores, self.postprocess)
+        boxes, scores = decode_predictions(loc, logits, self.priors)
+        return select_padded(
+            boxes, scores, self.score_threshold, self.iou_threshold, self.max_detections, self.topk_candidates
+        )
+
+
+class CastNetwork(nn.Module):
+    """Runs ``network`` in ``dtype`` (e.g. float16) behind a float32 interface.
+
+    Inputs are cast on entry and ``(loc, logits)`` cast back to float32, so decoding, softmax and
+    NMS stay in float32 and the exported contract (float32 in, float32 out) does not change.
+    """
+
+    def __init__(self, network: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.network = copy.deepcopy(network).to(dtype)
+        self.dtype = dtype
+        if isinstance(getattr(network, "priors", None), Tensor):
+            self.register_buffer("priors", network.priors.float(), persistent=False)
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        loc, logits = self.network(images.to(self.dtype))
+        return loc.float(), logits.float()

@@ -30,3 +30,12 @@ class CheckpointError(SSDDeployError):
 
 class ConfigError(SSDDeployError, ValueError):
     """A model, prior or post-processing configuration is inconsistent."""
+
+
+class ExportError(SSDDeployError):
+    """An export failed, did not verify, or an exported file is missing, foreign or malformed."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")

@@ -15,6 +15,7 @@ from torch import Tensor
 from torchvision.ops import batched_nms, nms
 
 from .box_coder import SSD_VARIANCES, Variances, decode
+from .tensor_nms import batched_nms_tensor
 
 
 @dataclass(frozen=True)
@@ -69,18 +70,34 @@ def select_detections(boxes: Tensor, scores: Tensor, config: PostprocessConfig) 
     Returns:
         :class:`PaddedDetections`, sorted by decreasing score within each image.
     """
-    num_images, num_priors, num_classes = scores.shape
-    k = min(config.topk_candidates, num_priors)
+    return select_padded(
+        boxes, scores, config.score_threshold, config.iou_threshold, config.max_detections, config.topk_candidates
+    )
+
+
+def select_padded(
+    boxes: Tensor,
+    scores: Tensor,
+    score_threshold: float,
+    iou_threshold: float,
+    max_detections: int,
+    topk_candidates: int,
+) -> PaddedDetections:
+    """:func:`select_detections` with the thresholds as plain arguments, so TorchScript can compile
+    it (it does not take dataclasses)."""
+    num_images, num_priors, num_classes = scores.size(0), scores.size(1), scores.size(2)
+    k = min(topk_candidates, num_priors)
     # Per image and foreground class, the k best priors: [N, C-1, k].
-    top_scores, top_prior = scores[..., 1:].transpose(1, 2).topk(k, dim=2)
+    top_scores, top_prior = scores[:, :, 1:].transpose(1, 2).topk(k, dim=2)
     labels = torch.arange(1, num_classes, device=scores.device).view(1, -1, 1).expand_as(top_prior)
     images = torch.arange(num_images, device=scores.device).view(-1, 1, 1).expand_as(top_prior)
 
-    candidate = (top_scores > config.score_threshold).nonzero(as_tuple=True)
-    cand_images, cand_labels = images[candidate], labels[candidate]
-    cand_scores = top_scores[candidate]
-    cand_boxes = boxes[cand_images, top_prior[candidate]]
-    keep = _grouped_nms(cand_boxes, cand_scores, cand_images, cand_labels, num_classes, config.iou_threshold)
+    candidate = (top_scores > score_threshold).nonzero()  # [M, 3]: image, class - 1, rank
+    image_at, class_at, rank_at = candidate[:, 0], candidate[:, 1], candidate[:, 2]
+    cand_images, cand_labels = images[image_at, class_at, rank_at], labels[image_at, class_at, rank_at]
+    cand_scores = top_scores[image_at, class_at, rank_at]
+    cand_boxes = boxes[cand_images, top_prior[image_at, class_at, rank_at]]
+    keep = _grouped_nms(cand_boxes, cand_scores, cand_images, cand_labels, num_classes, iou_threshold)
 
     # ``keep`` is sorted by score; a detection's rank in its image = earlier kept ones of that
     # image (a running count per image, [M, N]; no sort, which the ONNX exporter cannot translate).
@@ -88,16 +105,16 @@ def select_detections(boxes: Tensor, scores: Tensor, config: PostprocessConfig) 
     same_image = kept_images[:, None] == torch.arange(num_images, device=keep.device)[None, :]
     counts = same_image.sum(dim=0)
     rank = same_image.cumsum(dim=0).gather(1, kept_images[:, None]).squeeze(1) - 1
-    K = config.max_detections
-    within = rank < K
+    within = rank < max_detections
     keep, kept_images, rank = keep[within], kept_images[within], rank[within]
-    out_boxes = boxes.new_zeros(num_images, K, 4)
-    out_scores = scores.new_zeros(num_images, K)
-    out_labels = torch.zeros(num_images, K, dtype=torch.int32, device=scores.device)
+    out_boxes = boxes.new_zeros(num_images, max_detections, 4)
+    out_scores = scores.new_zeros(num_images, max_detections)
+    out_labels = torch.zeros(num_images, max_detections, dtype=torch.int32, device=scores.device)
     out_boxes[kept_images, rank] = cand_boxes[keep]
     out_scores[kept_images, rank] = cand_scores[keep]
     out_labels[kept_images, rank] = cand_labels[keep].to(torch.int32)
-    return PaddedDetections(counts.clamp(max=K).to(torch.int32), out_boxes, out_scores, out_labels)
+    num_detections = counts.clamp(max=max_detections).to(torch.int32)
+    return PaddedDetections(num_detections, out_boxes, out_scores, out_labels)
 
 
 # Above this many candidates eager code runs NMS group by group: one NMS over all groups compares
@@ -106,23 +123,37 @@ MAX_CANDIDATES_SINGLE_NMS = 1000
 
 
 def _is_exporting() -> bool:
-    return torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def _grouped_nms(boxes: Tensor, scores: Tensor, images: Tensor, labels: Tensor, num_classes: int, iou_threshold: float) -> Tensor:
     """NMS within each (image, class) group.
 
-    In graphs being exported (TorchScript, ``torch.export``, ONNX) and for small inputs this is
-    one ``torchvision.ops.nms`` call: boxes (in [0, 1]) are shifted by ``2 * label`` along x and
-    ``2 * image`` along y, so boxes of different groups never overlap. That is torchvision's
-    ``batched_nms`` coordinate trick without its Python branch, which ``torch.export`` cannot
-    capture, and with two axes so coordinates stay below 2 * max(C, N) rather than 2 * N * C
-    (float32 then resolves 1.5e-5 of the image side for 91 classes). ONNX exports it as a
-    standard ``NonMaxSuppression``. Eager code with many candidates uses ``batched_nms``'s
-    per-group loop instead, which is exact and avoids the quadratic cost.
-
     Returns:
         Tensor[M] int64 indices of kept boxes, by decreasing score.
+    """
+    if torch.jit.is_scripting():
+        # TorchScript files must load without torchvision's operator library (C++ programs),
+        # so they get the plain-tensor NMS, which returns the same boxes. TorchScript resolves
+        # ``is_scripting`` at compile time and never compiles the ``else`` branch.
+        return batched_nms_tensor(boxes, scores, images * num_classes + labels, iou_threshold)
+    else:
+        return _torchvision_grouped_nms(boxes, scores, images, labels, num_classes, iou_threshold)
+
+
+def _torchvision_grouped_nms(
+    boxes: Tensor, scores: Tensor, images: Tensor, labels: Tensor, num_classes: int, iou_threshold: float
+) -> Tensor:
+    """Grouped NMS through torchvision's operator (eager code, ``torch.export``, ONNX).
+
+    In graphs being traced or exported, and for small inputs, this is one ``torchvision.ops.nms``
+    call: boxes (in [0, 1]) are shifted by ``2 * label`` along x and ``2 * image`` along y, so
+    boxes of different groups never overlap. That is torchvision's ``batched_nms`` coordinate
+    trick without its Python branch, which ``torch.export`` cannot capture, and with two axes so
+    coordinates stay below 2 * max(C, N) rather than 2 * N * C (float32 then resolves 1.5e-5 of
+    the image side for 91 classes). ONNX exports it as a standard ``NonMaxSuppression``. Eager
+    code with many candidates uses ``batched_nms``'s per-group loop instead, which is exact and
+    avoids the quadratic cost.
     """
     if not _is_exporting() and boxes.shape[0] > MAX_CANDIDATES_SINGLE_NMS:
         return batched_nms(boxes, scores, images * num_classes + labels, iou_threshold)

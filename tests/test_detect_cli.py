@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import informative_init
 from ssd_deploy.checkpoint import save_checkpoint
 from ssd_deploy.cli import run_cli
 from ssd_deploy.cli.detect import main
@@ -22,17 +23,7 @@ from ssd_deploy.models import create_model
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
     model = create_model("ssdlite_mobilenet_v2", num_classes=len(CLASS_NAMES), input_size=(128, 128))
-    # A fresh SSDLite's activations vanish, so every score ties at 1/C; spread the weights so that
-    # detections are distinct and comparisons between runs mean something.
-    for module in model.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight)
-        elif isinstance(module, torch.nn.BatchNorm2d):
-            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
-            module.running_var.uniform_(0.5, 1.5)
-    for module in model.head.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            module.weight.data *= 0.1
+    informative_init(model)
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt", model, list(CLASS_NAMES))
 
 

@@ -16,6 +16,7 @@ import torchvision.models.detection.ssdlite as tv_ssdlite_module
 from torch import nn
 from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_large
 
+from helpers import informative_init
 from ssd_deploy.deploy import DeployModule
 from ssd_deploy.errors import ConfigError
 from ssd_deploy.models.torchvision_compat import detect_torchvision_arch, from_torchvision_state_dict
@@ -34,27 +35,10 @@ def _seeded_ssd300_vgg16() -> nn.Module:
     return model.eval()
 
 
-def _informative_ssdlite_init(model: nn.Module) -> nn.Module:
-    torch.manual_seed(0)
-    for module in model.modules():
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight)
-        elif isinstance(module, nn.BatchNorm2d):
-            nn.init.uniform_(module.weight, 0.5, 1.5)
-            nn.init.uniform_(module.bias, -0.1, 0.1)
-            module.running_mean.uniform_(-0.1, 0.1)
-            module.running_var.uniform_(0.5, 1.5)
-    with torch.no_grad():
-        for module in model.head.modules():
-            if isinstance(module, nn.Conv2d):
-                module.weight.mul_(0.1)
-    return model.eval()
-
-
 def _seeded_ssdlite320() -> nn.Module:
     torch.manual_seed(0)
     # weights_backbone=None makes torchvision build MobileNetV3 with the reduced tail.
-    return _informative_ssdlite_init(ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=91))
+    return informative_init(ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=91))
 
 
 @pytest.fixture(scope="module", params=["ssd300_vgg16", "ssdlite320_mobilenet_v3_large"])
@@ -128,7 +112,7 @@ def test_full_tail_ssdlite_is_detected(monkeypatch):
     monkeypatch.setattr(
         tv_ssdlite_module, "mobilenet_v3_large", lambda **kwargs: original(**{**kwargs, "reduced_tail": False})
     )
-    tv = _informative_ssdlite_init(ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=7))
+    tv = informative_init(ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=7))
     ours = from_torchvision_state_dict(tv.state_dict()).eval()
     assert ours.config.reduced_tail is False
     assert ours.config.num_classes == 7

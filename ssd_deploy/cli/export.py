@@ -1,0 +1,125 @@
+"""``ssd-export``: write a checkpoint as a self-contained TorchScript, ONNX or AOTInductor file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..export import FORMATS, ExportOptions, export_model
+from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
+from ..export.verify import verification_images
+from ..postprocess import PostprocessConfig
+from . import run_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = PostprocessConfig()
+    parser = argparse.ArgumentParser(
+        prog="ssd-export",
+        description="Export a detector with box decoding and NMS inside the graph. The file takes "
+        "float32 images [N, 3, H, W] (RGB in [0, 1]) and returns num_detections [N], boxes [N, K, 4] "
+        "(xyxy in [0, 1]), scores [N, K] and labels [N, K]; class names, input size and thresholds "
+        "are stored in it. It is checked against PyTorch before it is written (atomically).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        required=True,
+        help="ssd-deploy checkpoint (from ssd-train) or a torchvision ssd300_vgg16 / "
+        "ssdlite320_mobilenet_v3_large state dict",
+    )
+    parser.add_argument(
+        "--format",
+        default="onnx",
+        choices=list(FORMATS),
+        help="; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()),
+    )
+    parser.add_argument(
+        "--output", type=Path, help="file to write (default: beside the checkpoint, <stem>[-fp16][-raw].<ts|onnx|pt2>)"
+    )
+    parser.add_argument(
+        "--nms",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="NMS in the graph (padded detections out); --no-nms outputs decoded boxes [N, P, 4] and "
+        "softmax scores [N, P, C] for programs that run their own NMS",
+    )
+    parser.add_argument("--dynamic-batch", action="store_true", help="free batch dimension (default: fixed to --batch)")
+    parser.add_argument("--batch", type=int, default=1, help="batch size of a fixed-batch file")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET}); onnx only")
+    parser.add_argument("--score", type=float, default=defaults.score_threshold, help="score threshold in the graph")
+    parser.add_argument("--iou", type=float, default=defaults.iou_threshold, help="IoU threshold of the class-aware NMS")
+    parser.add_argument("--max-det", type=int, default=defaults.max_detections, help="K: detections kept per image")
+    parser.add_argument("--topk", type=int, default=defaults.topk_candidates, help="candidates per class entering NMS")
+    parser.add_argument(
+        "--fp16", action="store_true", help="network in float16 (inputs, outputs, decoding and NMS stay float32)"
+    )
+    parser.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the exported file on sample images and compare with PyTorch before writing it",
+    )
+    parser.add_argument(
+        "--verify-images", type=Path, help="image file or folder for --verify (default: generated shapes and a blank image)"
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where export and verification run (pt2 is compiled for it)")
+    parser.add_argument("--json", action="store_true", help="print the result (path, metadata, verification) as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = ExportOptions(
+        format=args.format,
+        nms=args.nms,
+        dynamic_batch=args.dynamic_batch,
+        batch=args.batch,
+        opset=args.opset,
+        postprocess=PostprocessConfig(
+            score_threshold=args.score, iou_threshold=args.iou, max_detections=args.max_det, topk_candidates=args.topk
+        ),
+        fp16=args.fp16,
+        verify=args.verify,
+        verify_images=tuple(verification_images(args.verify_images)),
+        device=args.device,
+    )
+    print(f"exporting {args.checkpoint} to {args.format}...", file=sys.stderr)
+    result = export_model(args.checkpoint, args.output, options)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "path": str(result.path),
+                    "metadata": {key: json.loads(value) for key, value in result.metadata.to_strings().items()},
+                    "verification": result.verification.to_dict() if result.verification else None,
+                    "export_seconds": result.export_seconds,
+                    "verify_seconds": result.verify_seconds,
+                },
+                indent=1,
+            )
+        )
+        return 0
+    meta = result.metadata
+    size = result.path.stat().st_size / 2**20
+    print(f"wrote {result.path} ({size:.1f} MiB, {result.export_seconds:.1f} s)")
+    print(
+        f"  {meta.arch}, {meta.num_classes - 1} classes, input {meta.input_size[0]}x{meta.input_size[1]}, "
+        f"batch {meta.batch or 'dynamic'}, {meta.precision}, outputs {', '.join(meta.output_names)}"
+    )
+    if result.verification is not None:
+        print(f"  verified against PyTorch: {result.verification.summary()}")
+    else:
+        print("  not verified (--no-verify)")
+    return 0
+
+
+def entry_point() -> None:
+    sys.exit(run_cli(main))
+
+
+if __name__ == "__main__":
+    entry_point()

@@ -1,0 +1,171 @@
+"""Comparing two runs of the same detector (exported vs eager, one runtime vs another).
+
+Detections are compared as sets, not by position: two correct NMS implementations may order equal
+scores differently. Each reference detection is matched to an unmatched detection of the other run
+with the same label, the score within ``score_atol`` and the largest IoU, which must reach
+``min_iou``. A detection left unmatched is excused only where a tiny score difference legitimately
+changes the set: a score within ``score_atol`` of the score threshold, or of the K-th (last kept)
+score of a full image, or an NMS swap (the other run kept an overlapping box of the same label,
+IoU above the NMS threshold, whose score is within ``score_atol``: which of two near-tied boxes
+survives NMS is decided by rounding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+from torchvision.ops import box_iou
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Stated tolerances of a comparison.
+
+    Attributes:
+        box_atol: largest allowed coordinate difference (fractions of the image side).
+        score_atol: largest allowed score difference.
+        min_iou: smallest IoU between matched detections (padded outputs only).
+    """
+
+    box_atol: float = 1e-4
+    score_atol: float = 1e-5
+    min_iou: float = 0.999
+
+
+@dataclass
+class Comparison:
+    """Outcome of comparing two runs. ``problems`` lists each disagreement, one line each."""
+
+    kind: str  # "detections" or "decoded"
+    tolerances: Tolerances
+    images: int = 0
+    matched: int = 0
+    excused: int = 0
+    max_box_diff: float = 0.0
+    max_score_diff: float = 0.0
+    min_iou: float = 1.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def merge(self, other: Comparison) -> Comparison:
+        """Combine the comparisons of two batches."""
+        return Comparison(
+            self.kind,
+            self.tolerances,
+            self.images + other.images,
+            self.matched + other.matched,
+            self.excused + other.excused,
+            max(self.max_box_diff, other.max_box_diff),
+            max(self.max_score_diff, other.max_score_diff),
+            min(self.min_iou, other.min_iou),
+            self.problems + other.problems,
+        )
+
+    def summary(self) -> str:
+        """One line with the measured differences."""
+        text = f"{self.images} images, "
+        if self.kind == "detections":
+            text += f"{self.matched} detections matched ({self.excused} excused: near a threshold or NMS near-tie), min IoU {self.min_iou:.6f}, "
+        return text + f"max box diff {self.max_box_diff:.2e}, max score diff {self.max_score_diff:.2e}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        return data
+
+
+def compare_decoded(reference: Sequence[Tensor], other: Sequence[Tensor], tolerances: Tolerances) -> Comparison:
+    """Compare ``(boxes [N, P, 4], scores [N, P, C])`` element-wise."""
+    (ref_boxes, ref_scores), (boxes, scores) = reference, other
+    result = Comparison("decoded", tolerances, images=ref_boxes.shape[0])
+    if boxes.shape != ref_boxes.shape or scores.shape != ref_scores.shape:
+        result.problems.append(
+            f"shapes differ: boxes {list(boxes.shape)} vs {list(ref_boxes.shape)}, "
+            f"scores {list(scores.shape)} vs {list(ref_scores.shape)}"
+        )
+        return result
+    result.max_box_diff = (boxes.float() - ref_boxes.float()).abs().max().item() if boxes.numel() else 0.0
+    result.max_score_diff = (scores.float() - ref_scores.float()).abs().max().item() if scores.numel() else 0.0
+    if result.max_box_diff > tolerances.box_atol:
+        result.problems.append(f"boxes differ by up to {result.max_box_diff:.2e} (tolerance {tolerances.box_atol:.0e})")
+    if result.max_score_diff > tolerances.score_atol:
+        result.problems.append(f"scores differ by up to {result.max_score_diff:.2e} (tolerance {tolerances.score_atol:.0e})")
+    return result
+
+
+def compare_detections(
+    reference: Sequence[Tensor],
+    other: Sequence[Tensor],
+    tolerances: Tolerances,
+    score_threshold: float,
+    iou_threshold: float,
+) -> Comparison:
+    """Compare padded detections ``(num_detections [N], boxes [N, K, 4], scores [N, K], labels [N, K])``.
+
+    Args:
+        reference, other: the two runs' outputs (torch tensors, any device).
+        tolerances: see :class:`Tolerances`.
+        score_threshold, iou_threshold: the thresholds both runs applied.
+    """
+    reference = [t.detach().cpu() for t in reference]
+    other = [t.detach().cpu() for t in other]
+    result = Comparison("detections", tolerances, images=reference[0].shape[0])
+    if [t.shape for t in reference] != [t.shape for t in other]:
+        result.problems.append(f"output shapes differ: {[list(t.shape) for t in other]} vs {[list(t.shape) for t in reference]}")
+        return result
+    capacity = reference[1].shape[1]
+    for image in range(result.images):
+        ref = _image_detections(reference, image)
+        out = _image_detections(other, image)
+        _compare_image(ref, out, image, capacity, score_threshold, iou_threshold, result)
+    return result
+
+
+def _image_detections(outputs: Sequence[Tensor], image: int) -> tuple[Tensor, Tensor, Tensor]:
+    count = int(outputs[0][image])
+    return outputs[1][image, :count].float(), outputs[2][image, :count].float(), outputs[3][image, :count].long()
+
+
+def _compare_image(
+    ref, out, image: int, capacity: int, score_threshold: float, iou_threshold: float, result: Comparison
+) -> None:
+    (ref_boxes, ref_scores, ref_labels), (boxes, scores, labels) = ref, out
+    atol = result.tolerances.score_atol
+    ious = box_iou(ref_boxes, boxes) if len(ref_scores) and len(scores) else torch.zeros(len(ref_scores), len(scores))
+    compatible = (ref_labels[:, None] == labels[None, :]) & ((ref_scores[:, None] - scores[None, :]).abs() <= atol)
+    taken = torch.zeros(len(scores), dtype=torch.bool)
+    unmatched_ref = []
+    for i in torch.argsort(ref_scores, descending=True, stable=True).tolist():
+        candidates = torch.where(compatible[i] & ~taken, ious[i], torch.full_like(ious[i], -1.0))
+        j = int(candidates.argmax()) if len(scores) else -1
+        if j < 0 or candidates[j] < result.tolerances.min_iou:
+            unmatched_ref.append(i)
+            continue
+        taken[j] = True
+        result.matched += 1
+        result.min_iou = min(result.min_iou, float(ious[i, j]))
+        result.max_score_diff = max(result.max_score_diff, float((ref_scores[i] - scores[j]).abs()))
+        result.max_box_diff = max(result.max_box_diff, float((ref_boxes[i] - boxes[j]).abs().max()))
+    unmatched_out = torch.where(~taken)[0].tolist()
+    swaps = compatible & (ious > iou_threshold)
+    for name, indices, all_scores, all_labels, swapped in (
+        ("reference", unmatched_ref, ref_scores, ref_labels, swaps.any(dim=1)),
+        ("other", unmatched_out, scores, labels, swaps.any(dim=0)),
+    ):
+        floor = float(all_scores.min()) if len(all_scores) == capacity else None
+        for i in indices:
+            score = float(all_scores[i])
+            near_threshold = score - score_threshold <= atol
+            near_capacity = floor is not None and score - floor <= atol
+            if near_threshold or near_capacity or bool(swapped[i]):
+                result.excused += 1
+            else:
+                result.problems.append(
+                    f"image {image}: {name} detection label {int(all_labels[i])} score {score:.6f} has no match"
+                )

@@ -1,0 +1,199 @@
+"""``export_model``: a checkpoint in, a verified self-describing file out (what ``ssd-export`` runs)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..checkpoint import atomic_write, default_class_names, load_checkpoint
+from ..compare import Comparison
+from ..deploy import CastNetwork
+from ..errors import ExportError, SSDDeployError
+from ..models import SSD
+from ..postprocess import PostprocessConfig
+from .formats import ExportFormat, get_format
+from .graph import GraphSpec
+from .metadata import ExportMetadata
+from .onnx import DEFAULT_OPSET, MIN_OPSET
+from .verify import FP16_TOLERANCES, FP32_TOLERANCES, sample_batch, verify
+
+# Batch sizes run by --verify for a dynamic-batch file (a fixed-batch file runs its own size).
+DYNAMIC_VERIFY_BATCHES = (3, 1)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export and how; the defaults are ``ssd-export``'s.
+
+    Attributes:
+        format: ``torchscript``, ``onnx`` or ``pt2`` (see :data:`ssd_deploy.export.FORMATS`).
+        nms: padded detections out (True) or decoded boxes and scores (False).
+        dynamic_batch: free batch dimension; otherwise the file takes exactly ``batch`` images.
+        batch: the fixed batch size (and the example batch when dynamic).
+        opset: ONNX opset (>= 17).
+        postprocess: NMS settings baked into the graph.
+        fp16: run the network in float16 (inputs, outputs, decoding and NMS stay float32).
+        verify: run the file on sample images and compare with PyTorch before writing it.
+        verify_images: images for the check (default: generated scenes and a blank image).
+        device: ``cpu`` or ``cuda``: where the export and the check run; ``pt2`` is compiled
+            for it (TorchScript and ONNX files run anywhere).
+    """
+
+    format: str = "onnx"
+    nms: bool = True
+    dynamic_batch: bool = False
+    batch: int = 1
+    opset: int = DEFAULT_OPSET
+    postprocess: PostprocessConfig = PostprocessConfig()
+    fp16: bool = False
+    verify: bool = True
+    verify_images: tuple[Path, ...] = ()
+    device: str = "cpu"
+
+
+@dataclass
+class ExportResult:
+    """The written file, its metadata, the verification (None with ``verify=False``), timing."""
+
+    path: Path
+    metadata: ExportMetadata
+    verification: Comparison | None = None
+    export_seconds: float = 0.0
+    verify_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def default_output(checkpoint: Path, options: ExportOptions) -> Path:
+    """``<checkpoint stem>[-fp16][-raw].<suffix>`` beside the checkpoint."""
+    tags = ("-fp16" if options.fp16 else "") + ("" if options.nms else "-raw")
+    return checkpoint.with_name(f"{checkpoint.stem}{tags}{get_format(options.format).suffix}")
+
+
+def export_model(
+    model: SSD | str | Path,
+    output: str | Path | None = None,
+    options: ExportOptions = ExportOptions(),
+    class_names: list[str] | None = None,
+) -> ExportResult:
+    """Export a model (or a checkpoint file) with decoding and NMS in the graph.
+
+    Args:
+        model: an :class:`SSD`, or the path of an ssd-deploy checkpoint or torchvision SSD state dict.
+        output: file to write (atomically); default :func:`default_output` for a checkpoint.
+        options: see :class:`ExportOptions`.
+        class_names: names with background at 0 (a checkpoint brings its own).
+
+    Raises:
+        SSDDeployError: bad options, an unreadable checkpoint, an unwritable output, a failed
+            export, or a file that does not reproduce the PyTorch model (nothing is written).
+    """
+    export_format = get_format(options.format)
+    if isinstance(model, (str, Path)):
+        checkpoint = Path(model)
+        model, class_names, _ = load_checkpoint(checkpoint)
+        output = output or default_output(checkpoint, options)
+    if output is None:
+        raise SSDDeployError("export_model: give an output path when exporting a model object")
+    output = Path(output)
+    _check_options(options, output)
+    names = list(class_names or default_class_names(model.config.num_classes))
+    if len(names) != model.config.num_classes:
+        raise SSDDeployError(f"export_model: {len(names)} class names for {model.config.num_classes} classes (background included)")
+
+    device = torch.device(options.device)
+    model = model.eval()
+    network: nn.Module = CastNetwork(model, torch.float16) if options.fp16 else model
+    network = network.to(device)
+    spec = GraphSpec(
+        priors=model.priors.to(device),
+        input_size=model.config.input_size,
+        nms=options.nms,
+        postprocess=options.postprocess,
+        batch=None if options.dynamic_batch else options.batch,
+    )
+    metadata = _metadata(model, names, spec, options)
+    example_size = max(options.batch, 2) if options.dynamic_batch else options.batch
+    example = sample_batch(model.config.input_size, example_size).to(device)
+    result = ExportResult(path=output, metadata=metadata)
+
+    def write(tmp: Path) -> None:
+        start = time.perf_counter()
+        extra = {name: getattr(options, name) for name in export_format.options}
+        try:
+            export_format.write(network, spec, example, tmp, metadata.to_strings(), **extra)
+        except SSDDeployError:
+            raise
+        except Exception as error:  # exporter failures come as many exception types
+            first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+            raise ExportError(output, f"{export_format.name} export failed: {first}") from error
+        result.export_seconds = time.perf_counter() - start
+        if options.verify:
+            start = time.perf_counter()
+            result.verification = _verify(export_format, tmp, network, spec, options)
+            result.verify_seconds = time.perf_counter() - start
+            if not result.verification.ok:
+                problems = "; ".join(result.verification.problems[:3])
+                raise ExportError(
+                    output,
+                    f"the exported file does not reproduce the PyTorch model ({problems}). "
+                    "Nothing was written. Note: --no-verify writes it anyway",
+                )
+
+    try:
+        atomic_write(output, write)
+    except OSError as error:
+        raise ExportError(output, f"cannot write the file: {error.strerror or error}") from None
+    return result
+
+
+def _check_options(options: ExportOptions, output: Path) -> None:
+    if options.batch < 1:
+        raise SSDDeployError(f"--batch {options.batch}: expected 1 or more images")
+    device = torch.device(options.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SSDDeployError(f"--device {options.device}: CUDA is not available here (no NVIDIA GPU or driver found)")
+    if device.type not in ("cpu", "cuda"):
+        raise SSDDeployError(f"--device {options.device}: expected cpu or cuda")
+    if options.format == "onnx" and options.opset < MIN_OPSET:
+        raise SSDDeployError(f"--opset {options.opset}: too old. Note: ssd-deploy exports ONNX opset {MIN_OPSET} or newer")
+    suffixes = {get_format(options.format).suffix} | ({".pt"} if options.format == "torchscript" else set())
+    if output.suffix.lower() not in suffixes:
+        raise SSDDeployError(
+            f"{output}: a {options.format} file should end in {' or '.join(sorted(suffixes))}, "
+            "so that runtimes recognise it"
+        )
+    if output.exists() and output.is_dir():
+        raise ExportError(output, "is a folder. Note: give a file name")
+
+
+def _metadata(model: SSD, names: list[str], spec: GraphSpec, options: ExportOptions) -> ExportMetadata:
+    config, post = model.config, options.postprocess
+    return ExportMetadata(
+        format=options.format,
+        arch=config.arch,
+        class_names=tuple(names),
+        input_size=config.input_size,
+        mean=config.mean,
+        std=config.std,
+        nms=spec.nms,
+        score_threshold=post.score_threshold,
+        iou_threshold=post.iou_threshold,
+        max_detections=post.max_detections,
+        topk_candidates=post.topk_candidates,
+        batch=spec.batch,
+        precision="fp16" if options.fp16 else "fp32",
+        model_config=config.to_dict(),
+    )
+
+
+def _verify(export_format: ExportFormat, path: Path, network: nn.Module, spec: GraphSpec, options: ExportOptions) -> Comparison:
+    run = export_format.load(path, options.device)
+    sizes = DYNAMIC_VERIFY_BATCHES if spec.batch is None else (spec.batch,)
+    batches = [sample_batch(spec.input_size, size, options.verify_images, seed=size) for size in sizes]
+    tolerances = FP16_TOLERANCES if options.fp16 else FP32_TOLERANCES
+    post = options.postprocess
+    return verify(spec.build(network), run, batches, spec.nms, tolerances, post.score_threshold, post.iou_threshold)

@@ -1,0 +1,75 @@
+"""The table of export formats: the single place that knows which formats exist."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..errors import SSDDeployError
+from . import onnx, pt2, torchscript
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """An export format: its file suffix, its writer, and how to load a file and read its metadata.
+
+    ``write(network, spec, example, path, metadata, **options)`` takes the ``options`` named.
+    """
+
+    name: str
+    suffix: str
+    description: str
+    write: Callable[..., None]
+    options: tuple[str, ...]
+    load: Callable[..., Callable]
+    read_metadata: Callable[[Path], dict[str, str]]
+
+
+FORMATS = {
+    "torchscript": ExportFormat(
+        "torchscript", ".ts", "TorchScript for LibTorch (C++) and torch.jit.load; NMS in plain tensor code",
+        torchscript.write, (), torchscript.load, torchscript.read_metadata,
+    ),
+    "onnx": ExportFormat(
+        "onnx", ".onnx", "ONNX (opset >= 17) with the standard NonMaxSuppression operator",
+        onnx.write, ("opset",), onnx.load, onnx.read_metadata,
+    ),
+    "pt2": ExportFormat(
+        "pt2", ".pt2", "torch.export program compiled by AOTInductor (Python or C++ AOTIModelPackageLoader)",
+        pt2.write, (), pt2.load, pt2.read_metadata,
+    ),
+}
+
+
+def get_format(name: str) -> ExportFormat:
+    """The format called ``name``; a typo gets the closest names suggested."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, FORMATS, n=2)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise SSDDeployError(f"unknown export format {name!r}; known: {', '.join(FORMATS)}.{hint}") from None
+
+
+def format_of_file(path: Path) -> ExportFormat:
+    """The format of an exported file, from its suffix (``.pt`` is TorchScript too)."""
+    suffix = path.suffix.lower()
+    for export_format in FORMATS.values():
+        if suffix == export_format.suffix:
+            return export_format
+    if suffix == ".pt":
+        return FORMATS["torchscript"]
+    raise SSDDeployError(f"{path}: unknown exported-file suffix {suffix!r}; expected one of .ts/.pt, .onnx, .pt2")
+
+
+def read_metadata(path: str | Path):
+    """The :class:`ExportMetadata` of an exported file of any format."""
+    from ..errors import ExportError
+    from .metadata import ExportMetadata
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(path, "no such file")
+    return ExportMetadata.from_strings(format_of_file(path).read_metadata(path), path)

@@ -1,0 +1,143 @@
+"""What an exported file says about itself, so a program needs nothing but the file.
+
+Every format stores the same flat ``{key: string}`` map: ONNX in ``metadata_props``, TorchScript
+as the extra file ``metadata.json``, AOTInductor packages in their compiled-in metadata. Values
+are JSON (numbers, lists, booleans, quoted strings), so C++ readers parse them with any JSON
+reader and a missing key is distinguishable from an empty one.
+
+The contract the metadata describes (``contract_version`` 1):
+
+- input ``images``: float32 ``[N, 3, H, W]``, RGB, values in [0, 1]; normalisation by
+  ``mean``/``std`` happens inside the graph.
+- with ``nms``: ``num_detections [N] int32``, ``boxes [N, K, 4] float32`` xyxy in [0, 1],
+  ``scores [N, K] float32``, ``labels [N, K] int32`` (indices into ``class_names``; rows past
+  ``num_detections`` are zero). TensorRT's EfficientNMS layout.
+- without: ``boxes [N, P, 4]`` decoded xyxy in [0, 1] and ``scores [N, P, C]`` softmaxed
+  (column 0 is background).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import __version__
+from ..errors import ExportError
+
+CONTRACT_VERSION = 1
+INPUT_NAME = "images"
+NMS_OUTPUTS = ("num_detections", "boxes", "scores", "labels")
+DECODED_OUTPUTS = ("boxes", "scores")
+PRECISIONS = ("fp32", "fp16")
+
+
+@dataclass(frozen=True)
+class ExportMetadata:
+    """Self-description of an exported file (see the module docstring for the contract).
+
+    Attributes:
+        format: ``torchscript``, ``onnx`` or ``pt2``.
+        arch: architecture name. model_config: :meth:`ModelConfig.to_dict` of the network.
+        class_names: names by label index, background at 0.
+        input_size: (height, width) in pixels. mean, std: RGB normalisation done in the graph.
+        nms: outputs are the padded detections (True) or decoded boxes and scores (False).
+        score_threshold, iou_threshold, max_detections, topk_candidates: NMS settings
+            (``max_detections`` is K).
+        batch: the fixed batch size, or None when the batch dimension is dynamic.
+        precision: ``fp32`` or ``fp16`` (the network's arithmetic; inputs and outputs are float32).
+    """
+
+    format: str
+    arch: str
+    class_names: tuple[str, ...]
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    nms: bool
+    score_threshold: float
+    iou_threshold: float
+    max_detections: int
+    topk_candidates: int
+    batch: int | None
+    precision: str
+    model_config: dict[str, Any] = field(default_factory=dict, compare=False)
+    contract_version: int = CONTRACT_VERSION
+    ssd_deploy_version: str = __version__
+
+    @property
+    def input_name(self) -> str:
+        return INPUT_NAME
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return NMS_OUTPUTS if self.nms else DECODED_OUTPUTS
+
+    @property
+    def num_classes(self) -> int:
+        """Classes including background."""
+        return len(self.class_names)
+
+    def to_strings(self) -> dict[str, str]:
+        """The flat ``{key: JSON string}`` map stored in the file."""
+        values = {
+            "contract_version": self.contract_version,
+            "ssd_deploy_version": self.ssd_deploy_version,
+            "format": self.format,
+            "arch": self.arch,
+            "class_names": list(self.class_names),
+            "input_name": self.input_name,
+            "input_size": list(self.input_size),
+            "input_layout": "NCHW float32 RGB in [0, 1]",
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "nms": self.nms,
+            "output_names": list(self.output_names),
+            "score_threshold": self.score_threshold,
+            "iou_threshold": self.iou_threshold,
+            "max_detections": self.max_detections,
+            "topk_candidates": self.topk_candidates,
+            "batch": self.batch if self.batch is not None else "dynamic",
+            "precision": self.precision,
+            "model_config": self.model_config,
+        }
+        return {key: json.dumps(value) for key, value in values.items()}
+
+    @classmethod
+    def from_strings(cls, strings: dict[str, str], source: object) -> ExportMetadata:
+        """Parse what :meth:`to_strings` wrote; ``source`` (a path) names the file in errors.
+
+        Raises:
+            ExportError: keys missing (not an ssd-deploy export), malformed values, or a newer
+                contract than this version understands.
+        """
+        if "contract_version" not in strings:
+            raise ExportError(source, "no ssd-deploy metadata in this file. Note: export it with ssd-export")
+        try:
+            values = {key: json.loads(value) for key, value in strings.items() if not key.startswith("AOTI_")}
+            version = int(values["contract_version"])
+            if version > CONTRACT_VERSION:
+                raise ExportError(
+                    source, f"exported with contract version {version}; this ssd-deploy reads up to {CONTRACT_VERSION}"
+                )
+            batch = values["batch"]
+            return cls(
+                format=str(values["format"]),
+                arch=str(values["arch"]),
+                class_names=tuple(str(name) for name in values["class_names"]),
+                input_size=(int(values["input_size"][0]), int(values["input_size"][1])),
+                mean=tuple(float(v) for v in values["mean"]),
+                std=tuple(float(v) for v in values["std"]),
+                nms=bool(values["nms"]),
+                score_threshold=float(values["score_threshold"]),
+                iou_threshold=float(values["iou_threshold"]),
+                max_detections=int(values["max_detections"]),
+                topk_candidates=int(values["topk_candidates"]),
+                batch=None if batch == "dynamic" else int(batch),
+                precision=str(values["precision"]),
+                model_config=dict(values.get("model_config") or {}),
+                contract_version=version,
+                ssd_deploy_version=str(values.get("ssd_deploy_version", "unknown")),
+            )
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise ExportError(source, f"malformed ssd-deploy metadata ({error!r})") from None

@@ -1,0 +1,99 @@
+"""ONNX files through the exporter PyTorch recommends (``torch.onnx.export(..., dynamo=True)``).
+
+``torch.export`` captures the graph and torchvision's ``nms`` becomes the standard
+``NonMaxSuppression`` operator (no custom ops), so no translation has to be registered here.
+Metadata goes into ``metadata_props``. The file is checked (``onnx.checker`` full check, which
+includes shape inference) before it is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+import torch
+from torch import Tensor, nn
+
+from ..errors import ExportError
+from .graph import GraphSpec
+from .metadata import DECODED_OUTPUTS, INPUT_NAME, NMS_OUTPUTS
+
+# The dynamo exporter emits opset 18 natively; lower versions go through ONNX's version converter.
+MIN_OPSET = 17
+DEFAULT_OPSET = 18
+# Exporter progress and notes that are not problems of the user's model.
+QUIET_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+
+
+def write(
+    network: nn.Module,
+    spec: GraphSpec,
+    example: Tensor,
+    path: Path,
+    metadata: dict[str, str],
+    opset: int = DEFAULT_OPSET,
+) -> None:
+    """Export ``spec.build(network)`` on ``example`` to ``path`` with ``metadata``."""
+    graph = spec.build(network)
+    dynamic_shapes = None if spec.batch is not None else {INPUT_NAME: {0: torch.export.Dim("batch", min=1)}}
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # deprecations inside torchvision's meta kernels
+            program = torch.onnx.export(
+                graph,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=list(NMS_OUTPUTS if spec.nms else DECODED_OUTPUTS),
+                dynamic_shapes=dynamic_shapes,
+                optimize=True,
+                verbose=False,
+            )
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+    model = program.model_proto
+    onnx.helper.set_model_props(model, metadata)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise ExportError(path, f"the exported graph fails onnx.checker: {str(error).splitlines()[0][:300]}") from None
+    onnx.save_model(model, str(path))
+
+
+def load(path: Path, device: str | torch.device = "cpu", providers: list[str] | None = None) -> Callable[[Tensor], tuple[Tensor, ...]]:
+    """An ONNX Runtime session (CPU provider unless ``providers`` says otherwise) as a function."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ExportError(path, "onnxruntime is not installed. Note: pip install 'ssd-deploy[cpu]'") from None
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = onnxruntime.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own exception types per failure
+        raise ExportError(path, f"ONNX Runtime cannot load it: {str(error).strip().splitlines()[0][:200]}") from None
+
+    def run(images: Tensor) -> tuple[Tensor, ...]:
+        outputs = session.run(None, {INPUT_NAME: images.detach().cpu().numpy().astype(np.float32, copy=False)})
+        return tuple(torch.from_numpy(output) for output in outputs)
+
+    return run
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """``metadata_props`` as a dict, without loading the weights."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf's DecodeError and friends
+        raise ExportError(path, f"not a readable ONNX file ({type(error).__name__})") from None
+    return {prop.key: prop.value for prop in model.metadata_props}

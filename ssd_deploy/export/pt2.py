@@ -1,0 +1,60 @@
+"""AOTInductor packages (``.pt2``): ``torch.export`` then ahead-of-time compilation to machine code.
+
+PyTorch now points TorchScript users to ``torch.export``; AOTInductor turns the exported program
+into a shared library packaged with its weights. Python loads it with
+``torch._inductor.aoti_load_package`` and C++ with ``torch::inductor::AOTIModelPackageLoader``.
+NMS inside is torchvision's operator, so a C++ program must also load torchvision's operator
+library (``torchvision/_C_stable.so`` from the wheel) before running the package.
+The package is compiled for one device (the one ``example`` is on). Metadata is compiled in
+(``aot_inductor.metadata``) and returned by the loader's ``get_metadata()``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ExportError
+from .graph import GraphSpec
+from .metadata import INPUT_NAME
+
+
+def write(network: nn.Module, spec: GraphSpec, example: Tensor, path: Path, metadata: dict[str, str]) -> None:
+    """``torch.export`` the graph on ``example`` and package it with AOTInductor at ``path``."""
+    graph = spec.build(network)
+    dynamic_shapes = None if spec.batch is not None else {INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=1024)}}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecations inside torchvision's meta kernels
+        program = torch.export.export(graph, (example,), dynamic_shapes=dynamic_shapes, strict=False)
+        torch._inductor.aoti_compile_and_package(
+            program, package_path=str(path), inductor_configs={"aot_inductor.metadata": dict(metadata)}
+        )
+
+
+def _load_package(path: Path):
+    import torchvision  # noqa: F401  (registers torchvision::nms, which the package calls)
+
+    try:
+        return torch._inductor.aoti_load_package(str(path))
+    except Exception as error:  # the loader raises RuntimeError or zip/JSON errors
+        raise ExportError(path, f"not a loadable AOTInductor package: {str(error).strip().splitlines()[0][:200]}") from None
+
+
+def load(path: Path, device: str | torch.device = "cpu") -> Callable[[Tensor], tuple[Tensor, ...]]:
+    """The compiled package as a function; inputs are moved to ``device`` (the compiled one)."""
+    runner = _load_package(path)
+
+    def run(images: Tensor) -> tuple[Tensor, ...]:
+        with torch.inference_mode():
+            return tuple(runner(images.to(device)))
+
+    return run
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The compiled-in metadata (loads the package)."""
+    return dict(_load_package(path).get_metadata())

@@ -1,0 +1,68 @@
+"""``--verify``: run the exported file and compare it with the PyTorch graph it came from.
+
+The sample images are generated shapes scenes (or the user's images), so the check needs no data.
+No flat image is among them on purpose: a uniform image gives many priors exactly equal scores,
+and NMS implementations (torchvision, ONNX Runtime, TensorRT) break exact ties in different
+orders, so the kept sets legitimately differ there and an exact comparison means nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..compare import Comparison, Tolerances, compare_decoded, compare_detections
+from ..data.shapes import render_scene
+from ..images import list_images, read_image
+from ..pipeline import preprocess
+
+# The export issue's tolerances: float32 files must reproduce the eager graph to float rounding.
+FP32_TOLERANCES = Tolerances(box_atol=1e-4, score_atol=1e-5, min_iou=0.999)
+# float16 files are compared with the eager float16 graph: runtimes accumulate float16
+# convolutions differently (measured on SSDLite: scores within 2e-3, boxes within 1e-3).
+FP16_TOLERANCES = Tolerances(box_atol=5e-3, score_atol=5e-3, min_iou=0.99)
+
+
+def sample_batch(input_size: tuple[int, int], batch: int, images: Sequence[Path] = (), seed: int = 0) -> Tensor:
+    """Tensor[batch, 3, H, W] RGB in [0, 1]: the given images (cycled), else shapes scenes."""
+    pictures = [read_image(path) for path in images]
+    pictures = [pictures[i % len(pictures)] for i in range(batch)] if pictures else []
+    rng = np.random.default_rng(seed)
+    while len(pictures) < batch:
+        pictures.append(render_scene(rng, input_size).image)
+    tensor, _ = preprocess(pictures, input_size)
+    return tensor
+
+
+def verification_images(folder: Path | None) -> list[Path]:
+    """Images of ``--verify-images`` (a file or a folder), or none."""
+    return [] if folder is None else list_images(folder)
+
+
+def verify(
+    reference: nn.Module,
+    run: Callable[[Tensor], tuple[Tensor, ...]],
+    batches: Sequence[Tensor],
+    nms: bool,
+    tolerances: Tolerances,
+    score_threshold: float,
+    iou_threshold: float,
+) -> Comparison:
+    """Compare ``run`` (the loaded export) with ``reference`` (the eager graph) on ``batches``."""
+    device = next(iter(reference.buffers())).device
+    result: Comparison | None = None
+    for batch in batches:
+        with torch.inference_mode():
+            expected = reference(batch.to(device))
+        actual = run(batch)
+        if nms:
+            comparison = compare_detections(expected, actual, tolerances, score_threshold, iou_threshold)
+        else:
+            comparison = compare_decoded(expected, actual, tolerances)
+        result = comparison if result is None else result.merge(comparison)
+    assert result is not None, "verify needs at least one batch"
+    return result

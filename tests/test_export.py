@@ -1,0 +1,314 @@
+"""ssd-export: every format reproduces the eager PyTorch graph, describes itself, and fails cleanly.
+
+References: the eager graph (``GraphSpec.build(model)``) run by PyTorch, ONNX Runtime running the
+exported file, onnx.checker. Tolerances are the export issue's: with NMS the same detections
+(label, IoU >= 0.999, score within 1e-5); without, boxes within 1e-4 and scores within 1e-5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from helpers import informative_init
+
+from ssd_deploy.checkpoint import save_checkpoint
+from ssd_deploy.cli import run_cli
+from ssd_deploy.cli.export import main as export_main
+from ssd_deploy.compare import Tolerances, compare_decoded, compare_detections
+from ssd_deploy.data.shapes import CLASS_NAMES
+from ssd_deploy.errors import CheckpointError, ExportError, SSDDeployError
+from ssd_deploy.export import FORMATS, ExportOptions, export_model, get_format, read_metadata
+from ssd_deploy.export.graph import GraphSpec
+from ssd_deploy.export.verify import FP32_TOLERANCES, sample_batch
+from ssd_deploy.models import create_model
+from ssd_deploy.postprocess import PostprocessConfig
+
+SIZE = (128, 128)
+POST = PostprocessConfig()
+
+
+@pytest.fixture(scope="module")
+def ssdlite():
+    return informative_init(create_model("ssdlite_mobilenet_v2", num_classes=len(CLASS_NAMES), input_size=SIZE))
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return informative_init(create_model("ssd300_vgg16", num_classes=4), seed=1)
+
+
+def _eager(model, nms=True, post=POST, batch=None):
+    return GraphSpec(model.priors, model.config.input_size, nms, post, batch).build(model)
+
+
+def _assert_same(model, path, images, nms=True, post=POST, tolerances=FP32_TOLERANCES):
+    """Run the exported file (in a fresh loader) and the eager graph on ``images``; compare."""
+    run = get_format(read_metadata(path).format).load(path)
+    with torch.inference_mode():
+        expected = _eager(model, nms, post)(images)
+    actual = run(images)
+    if nms:
+        comparison = compare_detections(expected, actual, tolerances, post.score_threshold, post.iou_threshold)
+    else:
+        comparison = compare_decoded(expected, actual, tolerances)
+    assert comparison.ok, comparison.problems[:5]
+    return expected, actual
+
+
+@pytest.fixture(scope="module")
+def exported(ssdlite, tmp_path_factory):
+    """One dynamic-batch export per format with NMS (pt2 is slow to compile: one file only)."""
+    folder = tmp_path_factory.mktemp("exports")
+    return {
+        name: export_model(
+            ssdlite, folder / f"model{get_format(name).suffix}", ExportOptions(format=name, dynamic_batch=True), list(CLASS_NAMES)
+        )
+        for name in ("torchscript", "onnx", "pt2")
+    }
+
+
+@pytest.mark.parametrize("name", ["torchscript", "onnx", "pt2"])
+def test_dynamic_batch_export_reproduces_pytorch(name, exported, ssdlite):
+    result = exported[name]
+    assert result.verification is not None and result.verification.ok
+    assert result.verification.images == 4  # batches of 3 and 1
+    assert result.verification.matched > 0
+    for batch in (1, 2, 5):
+        expected, actual = _assert_same(ssdlite, result.path, sample_batch(SIZE, batch, seed=batch + 10))
+        assert actual[0].dtype == torch.int32 and actual[3].dtype == torch.int32
+        assert [tuple(t.shape) for t in actual] == [(batch,), (batch, 200, 4), (batch, 200), (batch, 200)]
+
+
+@pytest.mark.parametrize("name", ["torchscript", "onnx", "pt2"])
+def test_metadata_describes_the_file(name, exported):
+    meta = read_metadata(exported[name].path)
+    assert meta == exported[name].metadata
+    assert meta.format == name and meta.arch == "ssdlite_mobilenet_v2"
+    assert list(meta.class_names) == list(CLASS_NAMES) and meta.input_size == SIZE
+    assert meta.nms and meta.batch is None and meta.precision == "fp32"
+    assert meta.output_names == ("num_detections", "boxes", "scores", "labels")
+    assert (meta.score_threshold, meta.iou_threshold, meta.max_detections) == (0.01, 0.45, 200)
+    assert meta.mean == (0.5, 0.5, 0.5) and meta.model_config["priors"]["feature_maps"]
+
+
+def test_onnx_file_is_standard(exported):
+    model = onnx.load(str(exported["onnx"].path))
+    onnx.checker.check_model(model, full_check=True)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    ops = {(node.domain, node.op_type) for node in model.graph.node}
+    assert ("", "NonMaxSuppression") in ops
+    assert {domain for domain, _ in ops} <= {"", "ai.onnx"}, "custom operators in the graph"
+    (image_input,) = model.graph.input
+    dims = [d.dim_param or d.dim_value for d in image_input.type.tensor_type.shape.dim]
+    assert image_input.name == "images" and isinstance(dims[0], str) and dims[1:] == [3, *SIZE]
+    assert [o.name for o in model.graph.output] == ["num_detections", "boxes", "scores", "labels"]
+    props = {p.key: json.loads(p.value) for p in model.metadata_props}
+    assert props["class_names"] == list(CLASS_NAMES) and props["contract_version"] == 1
+
+
+def test_torchscript_loads_without_torchvision(exported, tmp_path):
+    """What LibTorch sees: no torchvision operator in the graph; a process that cannot import
+    torchvision loads and runs the file and gets the same outputs."""
+    path = exported["torchscript"].path
+    images = sample_batch(SIZE, 2, seed=3)
+    torch.save(images, tmp_path / "images.pt")
+    code = (
+        "import sys; sys.modules['torchvision'] = None\n"
+        "import torch\n"
+        f"m = torch.jit.load({str(path)!r})\n"
+        f"torch.save(tuple(m(torch.load({str(tmp_path / 'images.pt')!r}))), {str(tmp_path / 'out.pt')!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    outside = torch.load(tmp_path / "out.pt")
+    inside = get_format("torchscript").load(path)(images)
+    assert all(torch.equal(a, b) for a, b in zip(outside, inside))
+    graph = str(torch.jit.load(str(path)).inlined_graph)
+    assert "torchvision::" not in graph
+
+
+@pytest.mark.parametrize("name", ["torchscript", "onnx"])
+def test_fixed_batch_of_three(name, ssdlite, tmp_path):
+    result = export_model(ssdlite, tmp_path / f"m{get_format(name).suffix}", ExportOptions(format=name, batch=3))
+    assert result.metadata.batch == 3 and result.verification.images == 3
+    _assert_same(ssdlite, result.path, sample_batch(SIZE, 3, seed=7))
+    with pytest.raises(Exception, match="3|batch|dimension"):
+        get_format(name).load(result.path)(sample_batch(SIZE, 2))
+
+
+@pytest.mark.parametrize("name", ["torchscript", "onnx"])
+def test_without_nms_outputs_decoded_boxes_and_scores(name, ssdlite, tmp_path):
+    result = export_model(ssdlite, tmp_path / f"raw{get_format(name).suffix}", ExportOptions(format=name, nms=False, dynamic_batch=True))
+    assert result.metadata.output_names == ("boxes", "scores") and not result.metadata.nms
+    images = sample_batch(SIZE, 2, seed=4)
+    _, (boxes, scores) = _assert_same(ssdlite, result.path, images, nms=False)
+    assert boxes.shape == (2, ssdlite.num_priors, 4) and scores.shape == (2, ssdlite.num_priors, len(CLASS_NAMES))
+    assert torch.allclose(scores.sum(-1), torch.ones(2, ssdlite.num_priors), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["torchscript", "onnx"])
+def test_ssd300_vgg16(name, vgg, tmp_path):
+    result = export_model(vgg, tmp_path / f"vgg{get_format(name).suffix}", ExportOptions(format=name, dynamic_batch=True))
+    assert result.verification.ok and result.verification.matched > 0
+    _assert_same(vgg, result.path, sample_batch((300, 300), 3, seed=5))
+
+
+@pytest.mark.parametrize("name", ["torchscript", "onnx"])
+def test_nothing_detected_gives_zero_rows(name, ssdlite, tmp_path):
+    """A model that sees only background: num_detections 0 and all-zero padded rows."""
+    blind = create_model("ssdlite_mobilenet_v2", num_classes=len(CLASS_NAMES), input_size=SIZE)
+    blind.load_state_dict(ssdlite.state_dict())
+    background_only = torch.tensor([10.0] + [0.0] * (len(CLASS_NAMES) - 1))  # logits per prior
+    with torch.no_grad():
+        for predictor in blind.head.classification.predictors:
+            conv = predictor[-1]  # channels are (prior, class) pairs
+            conv.weight.zero_()
+            conv.bias.copy_(background_only.repeat(conv.out_channels // len(CLASS_NAMES)))
+    result = export_model(blind.eval(), tmp_path / f"blind{get_format(name).suffix}", ExportOptions(format=name, batch=2))
+    num, boxes, scores, labels = get_format(name).load(result.path)(sample_batch(SIZE, 2))
+    assert num.tolist() == [0, 0]
+    assert not boxes.any() and not scores.any() and not labels.any()
+
+
+@pytest.mark.parametrize("name", ["torchscript", "onnx"])
+def test_more_candidates_than_k_keeps_the_best_k(name, ssdlite, tmp_path):
+    post = PostprocessConfig(score_threshold=0.01, max_detections=5)
+    result = export_model(ssdlite, tmp_path / f"k5{get_format(name).suffix}", ExportOptions(format=name, batch=2, postprocess=post))
+    images = sample_batch(SIZE, 2)
+    expected, actual = _assert_same(ssdlite, result.path, images, post=post)
+    assert actual[0].tolist() == [5, 5] and actual[1].shape == (2, 5, 4)
+    uncapped = _eager(ssdlite, post=PostprocessConfig(score_threshold=0.01, max_detections=200))(images)
+    assert (uncapped[0] > 5).all()  # there were more candidates than K
+    assert torch.allclose(actual[2], uncapped[2][:, :5], atol=1e-5)  # and the best K were kept
+
+
+@pytest.mark.parametrize("name", ["torchscript", "onnx"])
+def test_fp16_export(name, ssdlite, tmp_path):
+    """float16 network: verified against the eager float16 graph, and within a stated tolerance of
+    float32 (decoded outputs: boxes within 2e-3, scores within 5e-3; measured 6e-4 and 1.5e-3)."""
+    result = export_model(ssdlite, tmp_path / f"h{get_format(name).suffix}", ExportOptions(format=name, fp16=True, batch=2))
+    assert result.verification.ok and result.metadata.precision == "fp16"
+    raw = export_model(ssdlite, tmp_path / f"hraw{get_format(name).suffix}", ExportOptions(format=name, fp16=True, nms=False, batch=2))
+    images = sample_batch(SIZE, 2, seed=9)
+    _assert_same(ssdlite, raw.path, images, nms=False, tolerances=Tolerances(box_atol=2e-3, score_atol=5e-3))
+    num, *_ = get_format(name).load(result.path)(images)
+    assert num.dtype == torch.int32 and (num > 0).all()
+
+
+def test_opset_17(ssdlite, tmp_path):
+    result = export_model(ssdlite, tmp_path / "o17.onnx", ExportOptions(format="onnx", opset=17))
+    model = onnx.load(str(result.path))
+    assert [o.version for o in model.opset_import if o.domain == ""] == [17]
+    assert result.verification.ok
+
+
+def test_wrong_input_shape_is_rejected_with_a_clear_message(exported):
+    run = get_format("torchscript").load(exported["torchscript"].path)
+    with pytest.raises(Exception, match=r"expected shape \[N, 3, 128, 128\]"):
+        run(torch.rand(1, 3, 96, 128))
+    with pytest.raises(Exception, match="float32"):
+        run(torch.rand(1, 3, 128, 128).double())
+    onnx_run = get_format("onnx").load(exported["onnx"].path)
+    with pytest.raises(Exception, match="[Ii]nvalid|dimension|Got"):
+        onnx_run(torch.rand(1, 3, 96, 128))
+
+
+def test_failed_verification_writes_nothing(ssdlite, tmp_path, monkeypatch):
+    import ssd_deploy.export.api as api
+
+    real = api.verify
+
+    def corrupted(reference, run, *args):
+        return real(reference, lambda images: tuple(t * 1.01 if t.is_floating_point() else t for t in run(images)), *args)
+
+    monkeypatch.setattr(api, "verify", corrupted)
+    target = tmp_path / "bad.ts"
+    with pytest.raises(ExportError, match="does not reproduce the PyTorch model"):
+        export_model(ssdlite, target, ExportOptions(format="torchscript"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_export_leaves_no_file(ssdlite, tmp_path, monkeypatch):
+    def interrupted(network, spec, example, path, metadata):
+        Path(path).write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(FORMATS, "torchscript", dataclasses.replace(FORMATS["torchscript"], write=interrupted))
+    (tmp_path / "m.ts").write_bytes(b"previous export")
+    with pytest.raises(KeyboardInterrupt):
+        export_model(ssdlite, tmp_path / "m.ts", ExportOptions(format="torchscript"))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.ts"]
+    assert (tmp_path / "m.ts").read_bytes() == b"previous export"
+
+
+def test_bad_requests_get_clear_errors(ssdlite, tmp_path):
+    with pytest.raises(SSDDeployError, match="Did you mean onnx"):
+        export_model(ssdlite, tmp_path / "m.x", ExportOptions(format="onx"))
+    with pytest.raises(SSDDeployError, match="should end in .pt or .ts"):
+        export_model(ssdlite, tmp_path / "m.onnx", ExportOptions(format="torchscript"))
+    with pytest.raises(SSDDeployError, match="opset 13: too old"):
+        export_model(ssdlite, tmp_path / "m.onnx", ExportOptions(format="onnx", opset=13))
+    with pytest.raises(SSDDeployError, match="CUDA is not available|expected cpu or cuda"):
+        export_model(ssdlite, tmp_path / "m.onnx", ExportOptions(device="cuda" if not torch.cuda.is_available() else "tpu"))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ExportError, match="cannot write"):
+        export_model(ssdlite, blocker / "m.ts", ExportOptions(format="torchscript"))
+    with pytest.raises(ExportError, match="no ssd-deploy metadata|not a readable"):
+        read_metadata(_foreign_onnx(tmp_path))
+
+
+def _foreign_onnx(folder: Path) -> Path:
+    node = onnx.helper.make_node("Identity", ["x"], ["y"])
+    value = onnx.helper.make_tensor_value_info
+    graph = onnx.helper.make_graph([node], "g", [value("x", 1, [1])], [value("y", 1, [1])])
+    path = folder / "foreign.onnx"
+    onnx.save_model(onnx.helper.make_model(graph), str(path))
+    return path
+
+
+def test_cli_exports_a_checkpoint_and_reports_json(ssdlite, tmp_path, capsys):
+    checkpoint = save_checkpoint(tmp_path / "model.pt", ssdlite, list(CLASS_NAMES))
+    code = export_main(["--checkpoint", str(checkpoint), "--format", "torchscript", "--batch", "2", "--max-det", "50", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["path"] == str(tmp_path / "model.ts") and report["verification"]["ok"]
+    assert report["metadata"]["max_detections"] == 50 and report["metadata"]["batch"] == 2
+    assert read_metadata(tmp_path / "model.ts").class_names == tuple(CLASS_NAMES)
+
+
+def test_cli_errors_exit_non_zero(tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    assert run_cli(export_main, ["--checkpoint", str(corrupt)]) == 2
+    assert "corrupt.pt" in capsys.readouterr().err
+    assert run_cli(export_main, ["--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        export_main(["--checkpoint", str(corrupt), "--format", "tflite"])
+    assert exit_info.value.code == 2
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_torchvision_state_dict_is_a_valid_input(tmp_path):
+    from torchvision.models.detection import ssdlite320_mobilenet_v3_large
+
+    torch.manual_seed(0)
+    tv = informative_init(ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=91))
+    torch.save(tv.state_dict(), tmp_path / "tv.pth")
+    result = export_model(tmp_path / "tv.pth", options=ExportOptions(format="torchscript"))
+    assert result.path == tmp_path / "tv.ts" and result.verification.ok
+    meta = read_metadata(result.path)
+    assert meta.arch == "ssdlite_mobilenet_v3" and meta.input_size == (320, 320)
+    assert meta.class_names[1] == "person" and len(meta.class_names) == 91
+
+
+def test_checkpoint_errors_propagate(tmp_path):
+    with pytest.raises(CheckpointError, match="no such file"):
+        export_model(tmp_path / "missing.pt")
