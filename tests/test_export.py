@@ -219,6 +219,13 @@ def test_wrong_input_shape_is_rejected_with_a_clear_message(exported):
         onnx_run(torch.rand(1, 3, 96, 128))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+@pytest.mark.parametrize("name", ["torchscript", "pt2"])
+def test_cuda_without_a_gpu_names_what_is_missing(name, exported):
+    with pytest.raises(ExportError, match="CUDA is not available"):
+        get_format(name).load(exported[name].path, "cuda")
+
+
 def test_failed_verification_writes_nothing(ssdlite, tmp_path, monkeypatch):
     import ssd_deploy.export.api as api
 

@@ -16,7 +16,7 @@ from ..errors import ExportError, SSDDeployError
 from ..models import SSD
 from ..postprocess import PostprocessConfig
 from .formats import ExportFormat, get_format
-from .graph import GraphSpec
+from .graph import GraphSpec, require_device
 from .metadata import ExportMetadata
 from .onnx import DEFAULT_OPSET, MIN_OPSET
 from .verify import FP16_TOLERANCES, FP32_TOLERANCES, sample_batch, verify
@@ -153,10 +153,8 @@ def export_model(
 def _check_options(options: ExportOptions, output: Path) -> None:
     if options.batch < 1:
         raise SSDDeployError(f"--batch {options.batch}: expected 1 or more images")
-    device = torch.device(options.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SSDDeployError(f"--device {options.device}: CUDA is not available here (no NVIDIA GPU or driver found)")
-    if device.type not in ("cpu", "cuda"):
+    require_device(options.device, output)
+    if torch.device(options.device).type not in ("cpu", "cuda"):
         raise SSDDeployError(f"--device {options.device}: expected cpu or cuda")
     if options.format == "onnx" and options.opset < MIN_OPSET:
         raise SSDDeployError(f"--opset {options.opset}: too old. Note: ssd-deploy exports ONNX opset {MIN_OPSET} or newer")

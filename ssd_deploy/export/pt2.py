@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ExportError
-from .graph import GraphSpec
+from .graph import GraphSpec, require_device
 from .metadata import INPUT_NAME
 
 
@@ -46,6 +46,7 @@ def _load_package(path: Path):
 
 def load(path: Path, device: str | torch.device = "cpu") -> Callable[[Tensor], tuple[Tensor, ...]]:
     """The compiled package as a function; inputs are moved to ``device`` (the compiled one)."""
+    require_device(device, path)
     runner = _load_package(path)
 
     def run(images: Tensor) -> tuple[Tensor, ...]:

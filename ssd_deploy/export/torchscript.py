@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ExportError
-from .graph import GraphSpec
+from .graph import GraphSpec, require_device
 
 METADATA_FILE = "metadata.json"
 
@@ -38,6 +38,7 @@ def write(network: nn.Module, spec: GraphSpec, example: Tensor, path: Path, meta
 
 def load(path: Path, device: str | torch.device = "cpu") -> Callable[[Tensor], tuple[Tensor, ...]]:
     """The scripted module on ``device`` (its map location), as a function of the input batch."""
+    require_device(device, path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         try:
