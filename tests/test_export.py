@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -22,7 +24,7 @@ from ssd_deploy.checkpoint import save_checkpoint
 from ssd_deploy.cli import run_cli
 from ssd_deploy.cli.export import main as export_main
 from ssd_deploy.compare import Tolerances, compare_decoded, compare_detections
-from ssd_deploy.data.shapes import CLASS_NAMES
+from ssd_deploy.data.shapes import CLASS_NAMES, render_scene
 from ssd_deploy.errors import CheckpointError, ExportError, SSDDeployError
 from ssd_deploy.export import FORMATS, ExportOptions, export_model, get_format, read_metadata
 from ssd_deploy.export.graph import GraphSpec
@@ -282,10 +284,16 @@ def _foreign_onnx(folder: Path) -> Path:
 
 def test_cli_exports_a_checkpoint_and_reports_json(ssdlite, tmp_path, capsys):
     checkpoint = save_checkpoint(tmp_path / "model.pt", ssdlite, list(CLASS_NAMES))
-    code = export_main(["--checkpoint", str(checkpoint), "--format", "torchscript", "--batch", "2", "--max-det", "50", "--json"])
-    assert code == 0
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    rng = np.random.default_rng(0)
+    for i, size in enumerate([(200, 300), (90, 90), (128, 128)]):  # any size: resized like at run time
+        cv2.imwrite(str(pictures / f"{i}.png"), render_scene(rng, size).image)
+    argv = ["--checkpoint", str(checkpoint), "--format", "torchscript", "--batch", "2", "--max-det", "50"]
+    assert export_main(argv + ["--verify-images", str(pictures), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["path"] == str(tmp_path / "model.ts") and report["verification"]["ok"]
+    assert report["verification"]["images"] == 2 and report["verification"]["matched"] > 0
     assert report["metadata"]["max_detections"] == 50 and report["metadata"]["batch"] == 2
     assert read_metadata(tmp_path / "model.ts").class_names == tuple(CLASS_NAMES)
 
@@ -297,6 +305,9 @@ def test_cli_errors_exit_non_zero(tmp_path, capsys):
     assert "corrupt.pt" in capsys.readouterr().err
     assert run_cli(export_main, ["--checkpoint", str(tmp_path / "missing.pt")]) == 2
     assert "no such file" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert run_cli(export_main, ["--checkpoint", str(corrupt), "--verify-images", str(tmp_path / "empty")]) == 2
+    assert "no images found" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         export_main(["--checkpoint", str(corrupt), "--format", "tflite"])
     assert exit_info.value.code == 2

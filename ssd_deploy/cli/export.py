@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()),
     )
     parser.add_argument(
-        "--output", type=Path, help="file to write (default: beside the checkpoint, <stem>[-fp16][-raw].<ts|onnx|pt2>)"
+        "--output", type=Path, help="file to write; default: beside the checkpoint, <stem>[-fp16][-raw].<ts|onnx|pt2>"
     )
     parser.add_argument(
         "--nms",
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="NMS in the graph (padded detections out); --no-nms outputs decoded boxes [N, P, 4] and "
         "softmax scores [N, P, C] for programs that run their own NMS",
     )
-    parser.add_argument("--dynamic-batch", action="store_true", help="free batch dimension (default: fixed to --batch)")
+    parser.add_argument("--dynamic-batch", action="store_true", help="free batch dimension; without it the file takes exactly --batch images")
     parser.add_argument("--batch", type=int, default=1, help="batch size of a fixed-batch file")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET}); onnx only")
     parser.add_argument("--score", type=float, default=defaults.score_threshold, help="score threshold in the graph")
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the exported file on sample images and compare with PyTorch before writing it",
     )
     parser.add_argument(
-        "--verify-images", type=Path, help="image file or folder for --verify (default: generated shapes and a blank image)"
+        "--verify-images", type=Path, help="image file or folder for --verify; default: generated shapes scenes"
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda: where export and verification run (pt2 is compiled for it)")
     parser.add_argument("--json", action="store_true", help="print the result (path, metadata, verification) as JSON")

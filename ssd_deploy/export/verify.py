@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..compare import Comparison, Tolerances, compare_decoded, compare_detections
 from ..data.shapes import render_scene
+from ..errors import SSDDeployError
 from ..images import list_images, read_image
 from ..pipeline import preprocess
 
@@ -39,8 +40,13 @@ def sample_batch(input_size: tuple[int, int], batch: int, images: Sequence[Path]
 
 
 def verification_images(folder: Path | None) -> list[Path]:
-    """Images of ``--verify-images`` (a file or a folder), or none."""
-    return [] if folder is None else list_images(folder)
+    """Images of ``--verify-images`` (a file or a folder), or none when it is not given."""
+    if folder is None:
+        return []
+    found = list_images(folder)
+    if not found:
+        raise SSDDeployError(f"{folder}: no images found for --verify-images")
+    return found
 
 
 def verify(
