@@ -85,8 +85,6 @@ class CastNetwork(nn.Module):
         super().__init__()
         self.network = copy.deepcopy(network).to(dtype)
         self.dtype = dtype
-        if isinstance(getattr(network, "priors", None), Tensor):
-            self.register_buffer("priors", network.priors.float(), persistent=False)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         loc, logits = self.network(images.to(self.dtype))

@@ -125,10 +125,11 @@ def test_torchscript_loads_without_torchvision(exported, tmp_path):
         "import sys; sys.modules['torchvision'] = None\n"
         "import torch\n"
         f"m = torch.jit.load({str(path)!r})\n"
-        f"torch.save(tuple(m(torch.load({str(tmp_path / 'images.pt')!r}))), {str(tmp_path / 'out.pt')!r})\n"
+        f"images = torch.load({str(tmp_path / 'images.pt')!r}, weights_only=True)\n"
+        f"torch.save(tuple(m(images)), {str(tmp_path / 'out.pt')!r})\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    outside = torch.load(tmp_path / "out.pt")
+    outside = torch.load(tmp_path / "out.pt", weights_only=True)
     inside = get_format("torchscript").load(path)(images)
     assert all(torch.equal(a, b) for a, b in zip(outside, inside))
     graph = str(torch.jit.load(str(path)).inlined_graph)

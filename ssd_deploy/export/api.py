@@ -19,7 +19,7 @@ from .formats import ExportFormat, get_format
 from .graph import GraphSpec, require_device
 from .metadata import ExportMetadata
 from .onnx import DEFAULT_OPSET, MIN_OPSET
-from .verify import FP16_TOLERANCES, FP32_TOLERANCES, sample_batch, verify
+from .verify import FP16_TOLERANCES, FP32_TOLERANCES, read_pictures, sample_batch, verify
 
 # Batch sizes run by --verify for a dynamic-batch file (a fixed-batch file runs its own size).
 DYNAMIC_VERIFY_BATCHES = (3, 1)
@@ -191,7 +191,8 @@ def _metadata(model: SSD, names: list[str], spec: GraphSpec, options: ExportOpti
 def _verify(export_format: ExportFormat, path: Path, network: nn.Module, spec: GraphSpec, options: ExportOptions) -> Comparison:
     run = export_format.load(path, options.device)
     sizes = DYNAMIC_VERIFY_BATCHES if spec.batch is None else (spec.batch,)
-    batches = [sample_batch(spec.input_size, size, options.verify_images, seed=size) for size in sizes]
+    pictures = read_pictures(options.verify_images)
+    batches = [sample_batch(spec.input_size, size, pictures, seed=size) for size in sizes]
     tolerances = FP16_TOLERANCES if options.fp16 else FP32_TOLERANCES
     post = options.postprocess
     return verify(spec.build(network), run, batches, spec.nms, tolerances, post.score_threshold, post.iou_threshold)

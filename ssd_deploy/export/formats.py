@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import SSDDeployError
+from ..errors import ExportError, SSDDeployError
 from . import onnx, pt2, torchscript
+from .metadata import ExportMetadata
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,8 @@ def format_of_file(path: Path) -> ExportFormat:
     raise SSDDeployError(f"{path}: unknown exported-file suffix {suffix!r}; expected one of .ts/.pt, .onnx, .pt2")
 
 
-def read_metadata(path: str | Path):
+def read_metadata(path: str | Path) -> ExportMetadata:
     """The :class:`ExportMetadata` of an exported file of any format."""
-    from ..errors import ExportError
-    from .metadata import ExportMetadata
-
     path = Path(path)
     if not path.is_file():
         raise ExportError(path, "no such file")

@@ -28,15 +28,20 @@ FP32_TOLERANCES = Tolerances(box_atol=1e-4, score_atol=1e-5, min_iou=0.999)
 FP16_TOLERANCES = Tolerances(box_atol=5e-3, score_atol=5e-3, min_iou=0.99)
 
 
-def sample_batch(input_size: tuple[int, int], batch: int, images: Sequence[Path] = (), seed: int = 0) -> Tensor:
-    """Tensor[batch, 3, H, W] RGB in [0, 1]: the given images (cycled), else shapes scenes."""
-    pictures = [read_image(path) for path in images]
-    pictures = [pictures[i % len(pictures)] for i in range(batch)] if pictures else []
+def sample_batch(input_size: tuple[int, int], batch: int, pictures: Sequence[np.ndarray] = (), seed: int = 0) -> Tensor:
+    """Tensor[batch, 3, H, W] RGB in [0, 1]: ``pictures`` (BGR uint8, any size, cycled), else
+    generated shapes scenes."""
+    pictures = [pictures[i % len(pictures)] for i in range(batch)] if len(pictures) else []
     rng = np.random.default_rng(seed)
     while len(pictures) < batch:
         pictures.append(render_scene(rng, input_size).image)
     tensor, _ = preprocess(pictures, input_size)
     return tensor
+
+
+def read_pictures(paths: Sequence[Path]) -> list[np.ndarray]:
+    """The images of ``--verify-images``, read once (BGR uint8)."""
+    return [read_image(path) for path in paths]
 
 
 def verification_images(folder: Path | None) -> list[Path]:
