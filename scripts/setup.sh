@@ -12,8 +12,8 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "im
 fi
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "setup: Python >= 3.10 needed ($PYTHON is older)"; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-echo "setup: installing into .venv (torch and friends, ~2 minutes the first time)"
+echo "setup: installing into .venv (torch, ONNX Runtime, OpenVINO; ~2 minutes the first time)"
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[cpu,test,plots]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[cpu,openvino,test,plots]"
 echo "$want" > "$stamp"
 echo "setup: done"

@@ -39,7 +39,7 @@ class Tolerances:
 class Comparison:
     """Outcome of comparing two runs. ``problems`` lists each disagreement, one line each."""
 
-    kind: str  # "detections" or "decoded"
+    kind: str  # "detections", "decoded" or "recall" (see detection_recall)
     tolerances: Tolerances
     images: int = 0
     matched: int = 0
@@ -48,6 +48,7 @@ class Comparison:
     max_score_diff: float = 0.0
     min_iou: float = 1.0
     problems: list[str] = field(default_factory=list)
+    compared: int = 0  # "recall": confident detections looked for (matched of them were found)
 
     @property
     def ok(self) -> bool:
@@ -65,11 +66,14 @@ class Comparison:
             max(self.max_score_diff, other.max_score_diff),
             min(self.min_iou, other.min_iou),
             self.problems + other.problems,
+            self.compared + other.compared,
         )
 
     def summary(self) -> str:
         """One line with the measured differences."""
         text = f"{self.images} images, "
+        if self.kind == "recall":
+            return text + f"found {self.matched} of {self.compared} confident detections of each run in the other"
         if self.kind == "detections":
             text += f"{self.matched} detections matched ({self.excused} excused: near a threshold or NMS near-tie), min IoU {self.min_iou:.6f}, "
         return text + f"max box diff {self.max_box_diff:.2e}, max score diff {self.max_score_diff:.2e}"
@@ -169,3 +173,41 @@ def _compare_image(
                 result.problems.append(
                     f"image {image}: {name} detection label {int(all_labels[i])} score {score:.6f} has no match"
                 )
+
+
+
+def detection_recall(
+    reference: Sequence[Tensor], other: Sequence[Tensor], score_threshold: float, min_iou: float = 0.5, score_margin: float = 0.1
+) -> tuple[int, int]:
+    """How many confident reference detections the other run also found, for lower precisions.
+
+    INT8 and BF16 move scores by a few hundredths, which reshuffles near-threshold detections, so
+    they are judged like a detector against ground truth: each reference detection scoring above
+    ``score_threshold`` needs a detection of the other run with the same label, IoU >= ``min_iou``
+    and a score above ``score_threshold - score_margin`` (one-to-one, best scores first).
+
+    Returns:
+        (found, total) over the batch of padded detections ``(num, boxes, scores, labels)``.
+    """
+    reference = [t.detach().cpu() for t in reference]
+    other = [t.detach().cpu() for t in other]
+    found = total = 0
+    for image in range(reference[0].shape[0]):
+        ref_boxes, ref_scores, ref_labels = _image_detections(reference, image)
+        boxes, scores, labels = _image_detections(other, image)
+        confident = ref_scores > score_threshold
+        ref_boxes, ref_labels = ref_boxes[confident], ref_labels[confident]
+        usable = scores > score_threshold - score_margin
+        boxes, labels = boxes[usable], labels[usable]
+        total += len(ref_labels)
+        if not len(ref_labels) or not len(labels):
+            continue
+        ious = torch.where(ref_labels[:, None] == labels[None, :], box_iou(ref_boxes, boxes), torch.zeros(()))
+        taken = torch.zeros(len(labels), dtype=torch.bool)
+        for i in range(len(ref_labels)):  # already in decreasing score order
+            candidates = ious[i].masked_fill(taken, -1.0)
+            j = int(candidates.argmax())
+            if candidates[j] >= min_iou:
+                taken[j] = True
+                found += 1
+    return found, total

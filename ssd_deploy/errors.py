@@ -39,3 +39,12 @@ class ExportError(SSDDeployError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class RuntimeUnavailableError(SSDDeployError):
+    """A runtime, device or precision was asked for that this machine or file cannot provide."""
+
+    def __init__(self, runtime: str, problem: str) -> None:
+        self.runtime = runtime
+        self.problem = problem
+        super().__init__(f"runtime {runtime}: {problem}")

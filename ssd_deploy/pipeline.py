@@ -40,6 +40,11 @@ class Detections:
         """Class name of each detection (``class_<i>`` when the model has no name for it)."""
         return [self.class_names[i] if i < len(self.class_names) else f"class_{i}" for i in self.labels.tolist()]
 
+    def above(self, score_threshold: float) -> Detections:
+        """The detections scoring strictly above ``score_threshold`` (scores are sorted)."""
+        keep = self.scores > score_threshold
+        return Detections(self.boxes[keep], self.scores[keep], self.labels[keep], self.class_names)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready list of detections."""
         return {

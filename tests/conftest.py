@@ -49,3 +49,16 @@ def torchvision_anchors_fixture():
 @pytest.fixture(name="assert_same_detections", scope="session")
 def assert_same_detections_fixture():
     return assert_same_detections
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory):
+    """A checkpoint of SSDLite-MobileNetV2 at 128 x 128 trained briefly on shapes (about 80 s here):
+    confident, spread scores, as the runtime parity tests need (a random model's scores tie)."""
+    from helpers import train_on_shapes
+
+    from ssd_deploy.checkpoint import save_checkpoint
+    from ssd_deploy.data.shapes import CLASS_NAMES
+
+    model = train_on_shapes("ssdlite_mobilenet_v2", size=128, steps=200)
+    return save_checkpoint(tmp_path_factory.mktemp("trained") / "shapes_ssdlite.pt", model, list(CLASS_NAMES))

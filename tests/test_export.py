@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,12 +26,14 @@ from ssd_deploy.cli import run_cli
 from ssd_deploy.cli.export import main as export_main
 from ssd_deploy.compare import Tolerances, compare_decoded, compare_detections
 from ssd_deploy.data.shapes import CLASS_NAMES, render_scene
+from ssd_deploy.deploy import DeployModule
 from ssd_deploy.errors import CheckpointError, ExportError, SSDDeployError
 from ssd_deploy.export import FORMATS, ExportOptions, export_model, get_format, read_metadata
 from ssd_deploy.export.graph import GraphSpec
 from ssd_deploy.export.verify import FP32_TOLERANCES, sample_batch
 from ssd_deploy.models import create_model
 from ssd_deploy.postprocess import PostprocessConfig
+from ssd_deploy.runtimes import load as load_runtime
 
 SIZE = (128, 128)
 POST = PostprocessConfig()
@@ -86,6 +89,19 @@ def test_dynamic_batch_export_reproduces_pytorch(name, exported, ssdlite):
         expected, actual = _assert_same(ssdlite, result.path, sample_batch(SIZE, batch, seed=batch + 10))
         assert actual[0].dtype == torch.int32 and actual[3].dtype == torch.int32
         assert [tuple(t.shape) for t in actual] == [(batch,), (batch, 200, 4), (batch, 200), (batch, 200)]
+
+
+@pytest.mark.parametrize("name, runtime", [("torchscript", "torchscript"), ("onnx", "onnxruntime"), ("pt2", "aotinductor")])
+def test_exports_run_behind_the_runtime_interface(name, runtime, exported, ssdlite):
+    with load_runtime(exported[name].path) as detector:
+        assert detector.runner.name == runtime and detector.metadata == exported[name].metadata
+        batch = sample_batch(SIZE, 2, seed=21)
+        outputs = detector.infer(batch)
+    assert list(outputs) == ["num_detections", "boxes", "scores", "labels"]
+    with torch.inference_mode():
+        expected = DeployModule(ssdlite)(batch)
+    actual = [torch.from_numpy(value) for value in outputs.values()]
+    assert compare_detections(expected, actual, FP32_TOLERANCES, 0.01, 0.45).ok
 
 
 @pytest.mark.parametrize("name", ["torchscript", "onnx", "pt2"])
@@ -331,3 +347,19 @@ def test_torchvision_state_dict_is_a_valid_input(tmp_path):
 def test_checkpoint_errors_propagate(tmp_path):
     with pytest.raises(CheckpointError, match="no such file"):
         export_model(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize(
+    "options, problem",
+    [
+        (ExportOptions(format="onnx", int8=True), "--int8 needs --calib FOLDER"),
+        (ExportOptions(format="torchscript", int8=True, calibration=Path(".")), "INT8 files are ONNX"),
+        (ExportOptions(format="onnx", int8=True, fp16=True, calibration=Path(".")), "exclusive with --fp16"),
+        (ExportOptions(format="onnx", int8=True, calibration=Path("/nonexistent")), "/nonexistent: calibration folder not found"),
+    ],
+)
+def test_int8_options_are_checked_before_exporting(options, problem, ssdlite, tmp_path):
+    output = tmp_path / f"model{get_format(options.format).suffix}"
+    with pytest.raises(SSDDeployError, match=re.escape(problem)):
+        export_model(ssdlite, output, options)
+    assert not output.exists()

@@ -1,4 +1,4 @@
-"""``ssd-detect``: run a detector on images, write annotated pictures and JSON detections."""
+"""``ssd-detect``: run a detector on images on any runtime; write annotated pictures and JSON."""
 
 from __future__ import annotations
 
@@ -11,106 +11,127 @@ from pathlib import Path
 import cv2
 import torch
 
-from ..checkpoint import atomic_write, default_class_names, load_checkpoint
+from ..checkpoint import atomic_write, default_class_names
 from ..data.shapes import CLASS_NAMES as SHAPE_NAMES
-from ..deploy import DeployModule
 from ..draw import draw_detections
 from ..errors import ImageReadError, SSDDeployError
 from ..images import list_images, read_image
 from ..models import create_model, list_architectures
-from ..pipeline import preprocess, to_detections
 from ..postprocess import PostprocessConfig
+from ..runtimes import PRECISIONS, RUNTIMES, Detector, available, load, runtime_for_file
+from ..runtimes.pytorch import PyTorchRunner
 from . import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ssd-detect",
-        description="Detect objects in images. Writes, per image, the picture with boxes drawn "
-        "(<name>.jpg) and the detections as JSON (<name>.json) to --out, and prints a one-line summary.",
+        description="Detect objects in images with a checkpoint or an exported model, on any runtime. Writes, "
+        "per image, the picture with boxes drawn (<name>.jpg) and the detections as JSON (<name>.json) to "
+        "--out, and prints a one-line summary. --list-runtimes shows which runtimes work here.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
-    source = parser.add_argument_group("model (one of --checkpoint or --arch)")
+    parser.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
+    parser.add_argument("--list-runtimes", action="store_true", help="print every runtime, whether it is usable here and why not, then exit")
+    source = parser.add_argument_group("model (one of --model or --arch)")
     source.add_argument(
+        "--model",
         "--checkpoint",
+        dest="model",
         type=Path,
-        help="ssd-deploy checkpoint (from ssd-train) or a torchvision ssd300_vgg16 / "
-        "ssdlite320_mobilenet_v3_large state dict",
+        help="a checkpoint (from ssd-train, or a torchvision ssd300_vgg16 / ssdlite320_mobilenet_v3_large state "
+        "dict) or an exported file (.ts, .onnx, .pt2, TensorRT .engine, OpenVINO .xml)",
     )
     source.add_argument(
         "--arch",
         choices=list_architectures(),
-        help="with --checkpoint: the architecture it must be for; alone: use an UNTRAINED model with "
+        help="with a checkpoint: the architecture it must be for; alone: use an UNTRAINED model with "
         "random weights (to try the pipeline; its detections are meaningless)",
     )
     source.add_argument("--num-classes", type=int, default=6, help="classes incl. background for an untrained --arch model (6: the shapes dataset's names)")
     source.add_argument("--seed", type=int, default=0, help="random seed for an untrained --arch model")
-    parser.add_argument("--score", type=float, default=0.3, help="minimum score of a reported detection")
-    parser.add_argument("--iou", type=float, default=0.45, help="IoU threshold of the class-aware NMS")
-    parser.add_argument("--max-det", type=int, default=200, help="maximum detections per image")
+    runtime = parser.add_argument_group("runtime")
+    runtime.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES], help="auto: picked from the model file's kind")
+    runtime.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...; OpenVINO also gpu, npu, auto")
+    runtime.add_argument("--precision", default="fp32", choices=PRECISIONS, help="network arithmetic, where the runtime and file support it")
+    thresholds = parser.add_argument_group("post-processing (exported files have NMS built in: only a higher --score applies)")
+    thresholds.add_argument("--score", type=float, default=0.3, help="minimum score of a reported detection")
+    thresholds.add_argument("--iou", type=float, default=0.45, help="IoU threshold of the class-aware NMS (checkpoints only)")
+    thresholds.add_argument("--max-det", type=int, default=200, help="maximum detections per image (checkpoints only)")
     parser.add_argument("--out", type=Path, default=Path("runs/detect"), help="output folder")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per network call")
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per network call (a fixed-batch file uses its own)")
     return parser
 
 
-def _load_model(args: argparse.Namespace):
-    if args.checkpoint is not None:
-        model, names, _ = load_checkpoint(args.checkpoint, expected_arch=args.arch)
-        return model, names
-    if args.arch is None:
-        raise SSDDeployError("ssd-detect: give --checkpoint CKPT, or --arch NAME for an untrained model")
-    torch.manual_seed(args.seed)
-    print(f"note: --arch {args.arch} without --checkpoint: the model is untrained (random weights)", file=sys.stderr)
-    names = list(SHAPE_NAMES) if args.num_classes == len(SHAPE_NAMES) else default_class_names(args.num_classes)
-    return create_model(args.arch, num_classes=args.num_classes).eval(), names
+def print_runtimes() -> None:
+    """The table of ``ssd_deploy.runtimes.available()``."""
+    rows = [("runtime", "usable", "version", "devices / providers", "notes")]
+    for name, status in available().items():
+        rows.append((name, "yes" if status.usable else "no", status.version.split("-")[0] or "-", ", ".join(status.devices) or "-", status.reason or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
 
 
-def _device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SSDDeployError(f"--device {name}: CUDA is not available here (no NVIDIA GPU or driver found)")
-    return device
+def _detector(args: argparse.Namespace) -> Detector:
+    postprocess = PostprocessConfig(score_threshold=args.score, iou_threshold=args.iou, max_detections=args.max_det)
+    if args.model is None:
+        if args.arch is None:
+            raise SSDDeployError("ssd-detect: give --model FILE, or --arch NAME for an untrained model")
+        torch.manual_seed(args.seed)
+        print(f"note: --arch {args.arch} without --model: the model is untrained (random weights)", file=sys.stderr)
+        names = list(SHAPE_NAMES) if args.num_classes == len(SHAPE_NAMES) else default_class_names(args.num_classes)
+        model = create_model(args.arch, num_classes=args.num_classes)
+        runner = PyTorchRunner(model, names, device=args.device, precision=args.precision, postprocess=postprocess)
+        return Detector(runner, max_batch=args.batch_size, min_score=args.score)
+    name = runtime_for_file(args.model) if args.runtime == "auto" else args.runtime
+    options = {"postprocess": postprocess, "expected_arch": args.arch} if name == "pytorch" else {}
+    detector = load(args.model, name, args.device, args.precision, max_batch=args.batch_size, min_score=args.score, **options)
+    if args.arch is not None and detector.metadata.arch != args.arch:
+        detector.close()
+        raise SSDDeployError(f"{args.model}: a model of architecture {detector.metadata.arch!r}, not {args.arch!r}")
+    return detector
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    device = _device(args.device)
-    model, class_names = _load_model(args)
-    postprocess = PostprocessConfig(score_threshold=args.score, iou_threshold=args.iou, max_detections=args.max_det)
-    deploy = DeployModule(model, postprocess).to(device).eval()
-
+    if args.list_runtimes:
+        print_runtimes()
+        return 0
+    if not args.inputs:
+        raise SSDDeployError("ssd-detect: give images or folders to detect in (or --list-runtimes)")
     paths = [p for item in args.inputs for p in list_images(item)]
     if not paths:
         raise SSDDeployError(f"{', '.join(args.inputs)}: no images found")
+    detector = _detector(args)
     args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
-    for start in range(0, len(paths), args.batch_size):
-        loaded = []
-        for path in paths[start : start + args.batch_size]:
-            try:
-                loaded.append((path, read_image(path)))
-            except ImageReadError as error:
-                print(f"error: {error}", file=sys.stderr)
-                failures += 1
-        if not loaded:
-            continue
-        batch, sizes = preprocess([image for _, image in loaded], model.config.input_size)
-        with torch.inference_mode():
-            outputs = deploy(batch.to(device))
-        for (path, image), detections in zip(loaded, to_detections(*outputs, sizes, class_names)):
-            stem = args.out / path.stem
-            picture = draw_detections(image, detections)
-            atomic_write(stem.with_suffix(".jpg"), lambda tmp: _imwrite(tmp, picture))
-            record = {"image": str(path), "width": image.shape[1], "height": image.shape[0], **detections.to_dict()}
-            atomic_write(stem.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
-            counts = Counter(detections.names())
-            summary = ", ".join(f"{n} {name}" for name, n in counts.most_common()) or "nothing"
-            print(f"{path}: {len(detections)} detections ({summary}) -> {stem.with_suffix('.jpg')}")
+    with detector:
+        for start in range(0, len(paths), detector.batch_size):
+            loaded = []
+            for path in paths[start : start + detector.batch_size]:
+                try:
+                    loaded.append((path, read_image(path)))
+                except ImageReadError as error:
+                    print(f"error: {error}", file=sys.stderr)
+                    failures += 1
+            if loaded:
+                for (path, image), detections in zip(loaded, detector.detect([image for _, image in loaded])):
+                    _write_result(args.out, path, image, detections)
     if failures:
         print(f"{failures} of {len(paths)} images failed", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _write_result(out: Path, path: Path, image, detections) -> None:
+    stem = out / path.stem
+    picture = draw_detections(image, detections)
+    atomic_write(stem.with_suffix(".jpg"), lambda tmp: _imwrite(tmp, picture))
+    record = {"image": str(path), "width": image.shape[1], "height": image.shape[0], **detections.to_dict()}
+    atomic_write(stem.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
+    counts = Counter(detections.names())
+    summary = ", ".join(f"{n} {name}" for name, n in counts.most_common()) or "nothing"
+    print(f"{path}: {len(detections)} detections ({summary}) -> {stem.with_suffix('.jpg')}")
 
 
 def _imwrite(path: Path, image) -> None:

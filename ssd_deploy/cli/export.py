@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..export import FORMATS, ExportOptions, export_model
+from ..export.int8 import CALIBRATION_METHODS, QUANTIZERS
 from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
 from ..export.verify import verification_images
 from ..postprocess import PostprocessConfig
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()),
     )
     parser.add_argument(
-        "--output", type=Path, help="file to write; default: beside the checkpoint, <stem>[-fp16][-raw].<ts|onnx|pt2>"
+        "--output", type=Path, help="file to write; default: beside the checkpoint, <stem>[-fp16|-int8][-raw].<ts|onnx|pt2>"
     )
     parser.add_argument(
         "--nms",
@@ -57,11 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fp16", action="store_true", help="network in float16 (inputs, outputs, decoding and NMS stay float32)"
     )
+    int8 = parser.add_argument_group("INT8 post-training quantisation (ONNX; runs on ONNX Runtime and OpenVINO CPUs)")
+    int8.add_argument("--int8", action="store_true", help="quantise the network to INT8 (QDQ ONNX); decoding and NMS stay float32")
+    int8.add_argument("--calib", type=Path, help="folder of calibration images (searched recursively: a dataset's image folder)")
+    int8.add_argument("--calib-images", type=int, default=200, help="at most this many calibration images, spread over the folder")
+    int8.add_argument(
+        "--int8-quantizer", default="auto", choices=["auto", *QUANTIZERS], help="nncf: OpenVINO's NNCF; ort: ONNX Runtime's quantize_static; auto: nncf when installed"
+    )
+    int8.add_argument("--int8-method", default="percentile", choices=CALIBRATION_METHODS, help="ONNX Runtime's calibration method (ort quantizer only)")
+    int8.add_argument("--int8-head", action="store_true", help="quantise the detection head too (default: backbone only; the head stays float for accuracy)")
     parser.add_argument(
         "--verify",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="run the exported file on sample images and compare with PyTorch before writing it",
+        help="run the exported file on sample images and compare with PyTorch before writing it "
+        "(INT8: both must find at least 85%% of each other's detections scoring above 0.3)",
     )
     parser.add_argument(
         "--verify-images", type=Path, help="image file or folder for --verify; default: generated shapes scenes"
@@ -86,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         verify=args.verify,
         verify_images=tuple(verification_images(args.verify_images)),
         device=args.device,
+        int8=args.int8,
+        calibration=args.calib,
+        calibration_images=args.calib_images,
+        int8_quantizer=args.int8_quantizer,
+        int8_method=args.int8_method,
+        int8_head=args.int8_head,
     )
     print(f"exporting {args.checkpoint} to {args.format}...", file=sys.stderr)
     result = export_model(args.checkpoint, args.output, options)
@@ -110,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  {meta.arch}, {meta.num_classes - 1} classes, input {meta.input_size[0]}x{meta.input_size[1]}, "
         f"batch {meta.batch or 'dynamic'}, {meta.precision}, outputs {', '.join(meta.output_names)}"
     )
+    for note in result.notes:
+        print(f"  {note}")
     if result.verification is not None:
         print(f"  verified against PyTorch: {result.verification.summary()}")
     else:

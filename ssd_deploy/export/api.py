@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..calibration import CalibrationBatches
 from ..checkpoint import atomic_write, default_class_names, load_checkpoint
 from ..compare import Comparison
 from ..deploy import CastNetwork
@@ -19,7 +21,8 @@ from .formats import ExportFormat, get_format
 from .graph import GraphSpec, require_device
 from .metadata import ExportMetadata
 from .onnx import DEFAULT_OPSET, MIN_OPSET
-from .verify import FP16_TOLERANCES, FP32_TOLERANCES, read_pictures, sample_batch, verify
+from .int8 import quantize_onnx
+from .verify import FP16_TOLERANCES, FP32_TOLERANCES, read_pictures, sample_batch, verify, verify_recall
 
 # Batch sizes run by --verify for a dynamic-batch file (a fixed-batch file runs its own size).
 DYNAMIC_VERIFY_BATCHES = (3, 1)
@@ -41,6 +44,13 @@ class ExportOptions:
         verify_images: images for the check (default: generated scenes and a blank image).
         device: ``cpu`` or ``cuda``: where the export and the check run; ``pt2`` is compiled
             for it (TorchScript and ONNX files run anywhere).
+        int8: quantise the network to INT8 (ONNX only; see :mod:`ssd_deploy.export.int8`),
+            calibrated on ``calibration`` (a folder of images, searched recursively).
+        calibration_images: at most this many calibration images (spread over the folder).
+        int8_quantizer: ``nncf`` (OpenVINO's NNCF), ``ort`` (ONNX Runtime) or ``auto`` (nncf
+            when installed, else ort).
+        int8_method: ONNX Runtime's calibration: ``minmax``, ``entropy`` or ``percentile``.
+        int8_head: quantise the detection head too (the backbone only by default).
     """
 
     format: str = "onnx"
@@ -53,6 +63,16 @@ class ExportOptions:
     verify: bool = True
     verify_images: tuple[Path, ...] = ()
     device: str = "cpu"
+    int8: bool = False
+    calibration: Path | None = None
+    calibration_images: int = 200
+    int8_quantizer: str = "auto"
+    int8_method: str = "percentile"
+    int8_head: bool = False
+
+    @property
+    def precision(self) -> str:
+        return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
 
 
 @dataclass
@@ -68,8 +88,8 @@ class ExportResult:
 
 
 def default_output(checkpoint: Path, options: ExportOptions) -> Path:
-    """``<checkpoint stem>[-fp16][-raw].<suffix>`` beside the checkpoint."""
-    tags = ("-fp16" if options.fp16 else "") + ("" if options.nms else "-raw")
+    """``<checkpoint stem>[-fp16|-int8][-raw].<suffix>`` beside the checkpoint."""
+    tags = ("" if options.precision == "fp32" else f"-{options.precision}") + ("" if options.nms else "-raw")
     return checkpoint.with_name(f"{checkpoint.stem}{tags}{get_format(options.format).suffix}")
 
 
@@ -115,7 +135,10 @@ def export_model(
         postprocess=options.postprocess,
         batch=None if options.dynamic_batch else options.batch,
     )
-    metadata = _metadata(model, names, spec, options)
+    metadata = describe_model(
+        model, names, options.postprocess, spec.nms, spec.batch, options.precision, options.format
+    )
+    calibration = _calibration(options, model.config.input_size)
     example_size = max(options.batch, 2) if options.dynamic_batch else options.batch
     example = sample_batch(model.config.input_size, example_size).to(device)
     result = ExportResult(path=output, metadata=metadata)
@@ -130,6 +153,8 @@ def export_model(
         except Exception as error:  # exporter failures come as many exception types
             first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
             raise ExportError(output, f"{export_format.name} export failed: {first}") from error
+        if calibration is not None:
+            _quantize(tmp, calibration, options, result)
         result.export_seconds = time.perf_counter() - start
         if options.verify:
             start = time.perf_counter()
@@ -164,28 +189,69 @@ def _check_options(options: ExportOptions, output: Path) -> None:
             f"{output}: a {options.format} file should end in {' or '.join(sorted(suffixes))}, "
             "so that runtimes recognise it"
         )
+    if options.int8:
+        if options.format != "onnx" or options.fp16:
+            raise SSDDeployError("--int8: INT8 files are ONNX (--format onnx) and exclusive with --fp16")
+        if options.calibration is None:
+            raise SSDDeployError("--int8 needs --calib FOLDER: images to calibrate the quantiser on (a dataset's images)")
+        if options.calibration_images < 1:
+            raise SSDDeployError(f"--calib-images {options.calibration_images}: expected 1 or more")
     if output.exists() and output.is_dir():
         raise ExportError(output, "is a folder. Note: give a file name")
 
 
-def _metadata(model: SSD, names: list[str], spec: GraphSpec, options: ExportOptions) -> ExportMetadata:
-    config, post = model.config, options.postprocess
+def describe_model(
+    model: SSD,
+    class_names: list[str],
+    postprocess: PostprocessConfig = PostprocessConfig(),
+    nms: bool = True,
+    batch: int | None = None,
+    precision: str = "fp32",
+    format: str = "pytorch",
+) -> ExportMetadata:
+    """The :class:`ExportMetadata` an export of ``model`` with these settings carries.
+
+    Runtimes that run a checkpoint directly use it too, so every runtime is described alike.
+    """
+    config = model.config
     return ExportMetadata(
-        format=options.format,
+        format=format,
         arch=config.arch,
-        class_names=tuple(names),
+        class_names=tuple(class_names),
         input_size=config.input_size,
         mean=config.mean,
         std=config.std,
-        nms=spec.nms,
-        score_threshold=post.score_threshold,
-        iou_threshold=post.iou_threshold,
-        max_detections=post.max_detections,
-        topk_candidates=post.topk_candidates,
-        batch=spec.batch,
-        precision="fp16" if options.fp16 else "fp32",
+        nms=nms,
+        score_threshold=postprocess.score_threshold,
+        iou_threshold=postprocess.iou_threshold,
+        max_detections=postprocess.max_detections,
+        topk_candidates=postprocess.topk_candidates,
+        batch=batch,
+        precision=precision,
         model_config=config.to_dict(),
     )
+
+
+def _calibration(options: ExportOptions, input_size: tuple[int, int]) -> CalibrationBatches | None:
+    """The calibration batches of an INT8 export (read before exporting, so a bad folder fails fast)."""
+    if not options.int8:
+        return None
+    batch = 8 if options.dynamic_batch else options.batch  # a fixed-batch graph takes only its own size
+    return CalibrationBatches.from_folder(options.calibration, input_size, batch_size=batch, limit=options.calibration_images)
+
+
+def _quantize(path: Path, calibration: CalibrationBatches, options: ExportOptions, result: ExportResult) -> None:
+    """Replace the float ONNX file at ``path`` by its INT8 version."""
+    quantizer = options.int8_quantizer
+    if quantizer == "auto":
+        quantizer = "nncf" if importlib.util.find_spec("nncf") else "ort"
+        result.notes.append(f"INT8 quantizer: {quantizer}")
+    float_file = path.with_name(path.name + ".fp32.onnx")
+    path.replace(float_file)
+    try:
+        quantize_onnx(float_file, path, calibration, quantizer, options.int8_method, options.int8_head)
+    finally:
+        float_file.unlink(missing_ok=True)
 
 
 def _verify(export_format: ExportFormat, path: Path, network: nn.Module, spec: GraphSpec, options: ExportOptions) -> Comparison:
@@ -193,6 +259,10 @@ def _verify(export_format: ExportFormat, path: Path, network: nn.Module, spec: G
     sizes = DYNAMIC_VERIFY_BATCHES if spec.batch is None else (spec.batch,)
     pictures = read_pictures(options.verify_images)
     batches = [sample_batch(spec.input_size, size, pictures, seed=size) for size in sizes]
+    if options.int8:
+        # More and larger batches: the recall check counts detections, so it needs a good number.
+        batches = [sample_batch(spec.input_size, spec.batch or 8, pictures, seed=seed) for seed in range(4)]
+        return verify_recall(spec.build(network), run, batches, options.postprocess, spec.nms)
     tolerances = FP16_TOLERANCES if options.fp16 else FP32_TOLERANCES
     post = options.postprocess
     return verify(spec.build(network), run, batches, spec.nms, tolerances, post.score_threshold, post.iou_threshold)

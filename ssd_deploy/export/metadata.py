@@ -29,7 +29,7 @@ CONTRACT_VERSION = 1
 INPUT_NAME = "images"
 NMS_OUTPUTS = ("num_detections", "boxes", "scores", "labels")
 DECODED_OUTPUTS = ("boxes", "scores")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # the network's arithmetic; I/O stays float32
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ExportMetadata:
         score_threshold, iou_threshold, max_detections, topk_candidates: NMS settings
             (``max_detections`` is K).
         batch: the fixed batch size, or None when the batch dimension is dynamic.
-        precision: ``fp32`` or ``fp16`` (the network's arithmetic; inputs and outputs are float32).
+        precision: ``fp32``, ``fp16``, ``bf16`` or ``int8`` (the network's arithmetic; inputs and outputs are float32).
     """
 
     format: str

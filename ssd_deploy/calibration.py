@@ -1,0 +1,72 @@
+"""Calibration images for post-training quantisation (ONNX Runtime, NNCF/OpenVINO, TensorRT INT8).
+
+Images come from a folder (searched recursively, so a VOC ``JPEGImages`` folder, a COCO
+``images`` folder or a dataset root all work) and go through the same pre-processing every runtime
+uses, so the quantiser sees exactly the inputs the deployed model will see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import SSDDeployError
+from .images import IMAGE_SUFFIXES, read_image
+from .pipeline import preprocess
+
+
+def find_calibration_images(folder: str | Path, limit: int | None = None) -> list[Path]:
+    """Image files under ``folder`` (recursively, sorted), at most ``limit``, spread evenly.
+
+    Raises:
+        SSDDeployError: the folder is missing or holds no images.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SSDDeployError(f"{folder}: calibration folder not found. Note: give a folder of images (a dataset's image folder)")
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise SSDDeployError(f"{folder}: no images for calibration. Note: expected {', '.join(IMAGE_SUFFIXES)} files")
+    if limit is not None and len(paths) > limit:
+        step = len(paths) / limit  # every k-th image: a spread sample, the same on every run
+        paths = [paths[int(i * step)] for i in range(limit)]
+    return paths
+
+
+@dataclass
+class CalibrationBatches:
+    """Pre-processed float32 batches ``[B, 3, H, W]`` (RGB in [0, 1]) of calibration images.
+
+    The last batch is padded by repeating its images, so a fixed-batch model can take it and
+    every image counts. Iterating again yields the same batches (images are re-read, not kept).
+
+    Attributes:
+        paths: the images. input_size: (height, width). batch_size: images per batch.
+    """
+
+    paths: list[Path]
+    input_size: tuple[int, int]
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise SSDDeployError(f"calibration batch size {self.batch_size}: expected 1 or more")
+        if not self.paths:
+            raise SSDDeployError("calibration: no images")
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, input_size: tuple[int, int], batch_size: int = 8, limit: int | None = 200) -> CalibrationBatches:
+        return cls(find_calibration_images(folder, limit), tuple(input_size), batch_size)
+
+    def __len__(self) -> int:
+        return -(-len(self.paths) // self.batch_size)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for start in range(0, len(self.paths), self.batch_size):
+            chunk = self.paths[start : start + self.batch_size]
+            chunk = chunk + [chunk[i % len(chunk)] for i in range(self.batch_size - len(chunk))]
+            batch, _ = preprocess([read_image(path) for path in chunk], self.input_size)
+            yield batch.numpy()

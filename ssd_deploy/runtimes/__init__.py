@@ -1,0 +1,97 @@
+"""One :class:`Detector` interface over every runtime.
+
+    from ssd_deploy.runtimes import available, load
+    detector = load("model.onnx")                       # runtime picked from the file
+    detector = load("model.onnx", runtime="openvino")   # or named
+    detections = detector.detect(cv2.imread("street.jpg"))
+    detections.boxes, detections.scores, detections.names()
+
+Pre-processing and mapping boxes back to the image are shared by all runtimes
+(:mod:`ssd_deploy.runtimes.detector`); only the network call differs (:class:`Runner`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import SSDDeployError
+from .base import PRECISIONS, InputError, Runner
+from .detector import Detector, StageTimes
+from .registry import RUNTIMES, Availability, RuntimeSpec, get_runtime, require_available, runtime_for_file
+
+
+def available() -> dict[str, Availability]:
+    """Every runtime with whether it is usable here and, if not, why."""
+    return {name: spec.availability() for name, spec in RUNTIMES.items()}
+
+
+def load(
+    path: str | Path,
+    runtime: str = "auto",
+    device: str = "cpu",
+    precision: str = "fp32",
+    max_batch: int = 8,
+    input_size: tuple[int, int] | None = None,
+    min_score: float | None = None,
+    **options: Any,
+) -> Detector:
+    """Load a model file on a runtime.
+
+    Args:
+        path: a training checkpoint, or a file from ``ssd-export`` (``.ts``, ``.onnx``, ``.pt2``),
+            a TensorRT engine (``.engine``/``.plan``) or an OpenVINO IR (``.xml``).
+        runtime: ``auto`` (from the file, see :func:`runtime_for_file`) or a name in
+            :data:`RUNTIMES`: pytorch, torchscript, aotinductor, onnxruntime, openvino, tensorrt.
+        device: ``cpu``, ``cuda``/``cuda:N``, and for OpenVINO also ``gpu``/``npu``/``auto``.
+        precision: ``fp32``, ``fp16``, ``bf16`` or ``int8``, where the runtime supports it.
+        max_batch: images per network call for a dynamic-batch model.
+        input_size: (height, width) the caller expects; an error if the model was made for another.
+        min_score: report only detections above this score (at least the model's own threshold).
+        **options: runtime-specific settings (see each runtime module's ``open_runner``).
+
+    Raises:
+        SSDDeployError: missing file, unknown runtime, a runtime not usable here (saying why), a
+            file of the wrong kind for the runtime, or another input size than ``input_size``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise SSDDeployError(f"{path}: no such file")
+    if max_batch < 1:
+        raise SSDDeployError(f"max_batch {max_batch}: expected 1 or more")
+    if precision not in PRECISIONS:
+        raise SSDDeployError(f"precision {precision!r} is unknown. Note: expected one of {', '.join(PRECISIONS)}")
+    name = runtime_for_file(path) if runtime == "auto" else get_runtime(runtime).name
+    spec = RUNTIMES[name]
+    suffix = path.suffix.lower()
+    if suffix not in spec.suffixes:
+        raise SSDDeployError(f"{path}: the {name} runtime does not read {suffix or 'suffix-less'} files. Note: it reads {', '.join(spec.suffixes)}")
+    require_available(name)
+    runner = spec.implementation().open_runner(path, device=device, precision=precision, **options)
+    if input_size is not None and tuple(input_size) != tuple(runner.metadata.input_size):
+        runner.close()
+        raise SSDDeployError(
+            f"{path}: the model takes {tuple(runner.metadata.input_size)} (height, width) images, not {tuple(input_size)}. "
+            "Note: re-export it at that size, or drop input_size (images are resized automatically)"
+        )
+    try:
+        return Detector(runner, max_batch=max_batch, min_score=min_score)
+    except SSDDeployError:
+        runner.close()
+        raise
+
+
+__all__ = [
+    "PRECISIONS",
+    "RUNTIMES",
+    "Availability",
+    "Detector",
+    "InputError",
+    "Runner",
+    "RuntimeSpec",
+    "StageTimes",
+    "available",
+    "get_runtime",
+    "load",
+    "runtime_for_file",
+]

@@ -1,0 +1,140 @@
+"""``Detector``: images in, detections out, the same way on every runtime.
+
+    images (any size; BGR, gray, BGRA) -> preprocess -> runner.infer(batch) -> [host NMS if the
+    file has none] -> unpad + rescale to each original image -> Detections
+
+Only ``runner.infer`` differs per runtime; every other step is this module's, shared by all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import SSDDeployError
+from ..pipeline import Detections, preprocess, to_detections
+from ..postprocess import select_padded
+from .base import Runner
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds spent in each stage by the last ``detect`` call (summed over its batches)."""
+
+    preprocess_ms: float = 0.0
+    infer_ms: float = 0.0
+    postprocess_ms: float = 0.0
+    batches: int = 0
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.infer_ms + self.postprocess_ms
+
+
+@dataclass
+class Detector:
+    """A loaded model behind the one interface; see :func:`ssd_deploy.runtimes.load`.
+
+    Attributes:
+        runner: the runtime-specific part (``runner.infer`` is the raw contract).
+        max_batch: images per network call for a dynamic-batch model (a fixed-batch model takes
+            exactly its batch size; a short last batch is padded with blank images).
+        min_score: report only detections scoring above this; it may be higher than the
+            threshold inside the model (filtering after NMS by a higher threshold gives what NMS
+            with that threshold gives), never lower. None: the model's own threshold.
+        last_times: :class:`StageTimes` of the last :meth:`detect` call.
+    """
+
+    runner: Runner
+    max_batch: int = 8
+    min_score: float | None = None
+    last_times: StageTimes = field(default_factory=StageTimes)
+
+    def __post_init__(self) -> None:
+        built_in = self.runner.metadata.score_threshold
+        if self.min_score is not None and self.min_score < built_in:
+            raise SSDDeployError(
+                f"{self.runner.path}: score threshold {self.min_score} is below the {built_in} built into the model. "
+                "Note: detections under it were dropped inside the model; re-export with a lower --score"
+            )
+
+    @property
+    def metadata(self):
+        return self.runner.metadata
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.runner.metadata.class_names)
+
+    @property
+    def batch_size(self) -> int:
+        """Images per network call."""
+        return self.runner.metadata.batch or self.max_batch
+
+    def infer(self, batch: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
+        """The raw contract for a ready float32 [N, 3, H, W] batch; see :meth:`Runner.infer`."""
+        return self.runner.infer(batch)
+
+    def detect(self, images: np.ndarray | Sequence[np.ndarray]) -> Detections | list[Detections]:
+        """Detect objects in one image or a list of images.
+
+        Args:
+            images: OpenCV images (BGR uint8 H x W x 3; gray, BGRA and 16-bit are converted),
+                each of any size; or a list of them.
+
+        Returns:
+            For one image its :class:`Detections`, for a list one per image: boxes float32 [D, 4]
+            xyxy in that image's pixels, scores, labels (1 ... C-1) and class names.
+        """
+        single = isinstance(images, np.ndarray)
+        batch_list = [images] if single else list(images)
+        if not batch_list:
+            raise SSDDeployError("Detector.detect: empty list of images. Note: pass an image or a list of images")
+        times = StageTimes()
+        results: list[Detections] = []
+        for start in range(0, len(batch_list), self.batch_size):
+            results.extend(self._detect_batch(batch_list[start : start + self.batch_size], times))
+        self.last_times = times
+        return results[0] if single else results
+
+    def _detect_batch(self, images: Sequence[np.ndarray], times: StageTimes) -> list[Detections]:
+        metadata = self.runner.metadata
+        start = time.perf_counter()
+        batch, sizes = preprocess(images, metadata.input_size)
+        if metadata.batch is not None and len(images) < metadata.batch:  # fixed batch: pad with blanks
+            blanks = batch.new_zeros((metadata.batch - len(images), *batch.shape[1:]))
+            batch = torch.cat([batch, blanks])
+        times.preprocess_ms += (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        outputs = self.runner.infer(batch)
+        times.infer_ms += (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        if not metadata.nms:  # a file without NMS: the same selection code as the exported graphs
+            boxes, scores = (torch.from_numpy(outputs[name]) for name in ("boxes", "scores"))
+            padded = select_padded(
+                boxes, scores, metadata.score_threshold, metadata.iou_threshold, metadata.max_detections, metadata.topk_candidates
+            )
+            outputs = {"num_detections": padded.num_detections, "boxes": padded.boxes, "scores": padded.scores, "labels": padded.labels}
+        detections = to_detections(
+            outputs["num_detections"], outputs["boxes"], outputs["scores"], outputs["labels"], sizes, metadata.class_names
+        )[: len(images)]
+        if self.min_score is not None:
+            detections = [d.above(self.min_score) for d in detections]
+        times.postprocess_ms += (time.perf_counter() - start) * 1e3
+        times.batches += 1
+        return detections
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

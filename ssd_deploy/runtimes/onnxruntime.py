@@ -1,0 +1,165 @@
+"""Exported ONNX on ONNX Runtime, with the CPU, CUDA or TensorRT execution provider.
+
+``device="cpu"`` uses the CPU provider; ``cuda[:N]`` the CUDA provider, with I/O binding so the
+batch and outputs stay on the GPU until the final copy; ``providers=["TensorrtExecutionProvider",
+...]`` builds TensorRT engines inside ONNX Runtime (``fp16``/``int8`` switch TensorRT's precision,
+engines are cached in ``trt_cache_dir``). On the CPU the precision is the file's (an ``int8`` file
+comes from ``ssd-export --int8``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ExportError, RuntimeUnavailableError, SSDDeployError
+from ..export.formats import read_metadata
+from .base import Runner, as_numpy_batch, as_torch_batch, check_precision
+from .registry import Availability
+
+CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def availability() -> Availability:
+    try:
+        import onnxruntime
+    except ImportError:
+        return Availability(False, reason="onnxruntime is not installed")
+    providers = tuple(onnxruntime.get_available_providers())
+    missing = [p for p in (CUDA, TENSORRT) if p not in providers]
+    reason = f"{', '.join(missing)} not in this onnxruntime build (the onnxruntime-gpu wheel has them)" if missing else ""
+    if not missing and not torch.cuda.is_available():
+        reason = "GPU providers present but no CUDA device found"
+    return Availability(True, onnxruntime.__version__, providers, reason)
+
+
+def default_providers(device: str, use_tensorrt: bool = False) -> list[str]:
+    """Providers in priority order for ``device`` (ONNX Runtime falls back along the list)."""
+    if device == "cpu":
+        return [CPU]
+    return ([TENSORRT] if use_tensorrt else []) + [CUDA, CPU]
+
+
+class OnnxRuntimeRunner(Runner):
+    """An ``onnxruntime.InferenceSession`` over an exported ONNX file."""
+
+    name = "onnxruntime"
+
+    def __init__(
+        self,
+        path: Path,
+        device: str = "cpu",
+        precision: str = "fp32",
+        providers: Sequence[str] | None = None,
+        intra_op_threads: int = 0,
+        graph_optimization: str = "all",
+        io_binding: bool | None = None,
+        trt_cache_dir: str | Path | None = None,
+    ) -> None:
+        import onnxruntime
+
+        metadata = read_metadata(path)
+        device = device.lower()
+        device_type, _, index = device.partition(":")
+        if device_type not in ("cpu", "cuda"):
+            raise RuntimeUnavailableError(self.name, f"device {device!r}: expected cpu, cuda or cuda:N")
+        providers = list(providers) if providers else default_providers(device_type)
+        missing = [p for p in providers if p not in onnxruntime.get_available_providers()]
+        if missing:
+            raise RuntimeUnavailableError(
+                self.name,
+                f"{', '.join(missing)} not available in onnxruntime {onnxruntime.__version__} here "
+                f"(available: {', '.join(onnxruntime.get_available_providers())}). "
+                "Note: CUDA and TensorRT providers need the onnxruntime-gpu wheel and an NVIDIA GPU",
+            )
+        if device_type == "cpu" and providers != [CPU]:
+            raise RuntimeUnavailableError(self.name, f"device cpu with providers {providers}: pass device='cuda' for GPU providers")
+        if device_type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeUnavailableError(self.name, "device cuda: no CUDA device found (no NVIDIA GPU or driver)")
+        # TensorRT builds its own precision from an fp32 file; elsewhere the file's precision runs.
+        supported = (metadata.precision, "fp16", "int8") if TENSORRT in providers else (metadata.precision,)
+        check_precision(self.name, precision, supported, f"Note: {path.name} holds a {metadata.precision} model; export another with ssd-export --fp16/--int8")
+        if graph_optimization not in OPTIMIZATION_LEVELS:
+            raise SSDDeployError(f"graph_optimization {graph_optimization!r}: expected one of {', '.join(OPTIMIZATION_LEVELS)}")
+        super().__init__(path, metadata, device if device_type == "cpu" else f"cuda:{index or 0}", precision)
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = int(intra_op_threads)
+        options.graph_optimization_level = {
+            "disable": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[graph_optimization]
+        provider_options = [self._provider_options(p, int(index or 0), precision, trt_cache_dir) for p in providers]
+        try:
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=providers, provider_options=provider_options)
+        except Exception as error:  # onnxruntime raises its own exception types per failure
+            raise ExportError(path, f"ONNX Runtime cannot load it: {str(error).strip().splitlines()[0][:200]}") from None
+        self.providers = self.session.get_providers()
+        self.io_binding = (device_type == "cuda") if io_binding is None else bool(io_binding)
+        self._device_index = int(index or 0)
+
+    def _provider_options(self, provider: str, device_id: int, precision: str, cache_dir: str | Path | None) -> dict[str, Any]:
+        if provider == CUDA:
+            return {"device_id": device_id}
+        if provider == TENSORRT:
+            cache = Path(cache_dir) if cache_dir else self.path.parent / ".trt-cache"
+            return {
+                "device_id": device_id,
+                "trt_fp16_enable": precision == "fp16",
+                "trt_int8_enable": precision == "int8",
+                "trt_engine_cache_enable": True,
+                "trt_engine_cache_path": str(cache),
+                "trt_timing_cache_enable": True,
+            }
+        return {}
+
+    def _infer(self, batch: np.ndarray | torch.Tensor) -> list[np.ndarray]:
+        if not self.io_binding:
+            return self.session.run(None, {self.metadata.input_name: as_numpy_batch(batch)})
+        # I/O binding: the input is read from (and outputs written to) GPU memory directly.
+        images = as_torch_batch(batch, self.device).contiguous()
+        binding = self.session.io_binding()
+        binding.bind_input(
+            self.metadata.input_name, "cuda", self._device_index, np.float32, list(images.shape), images.data_ptr()
+        )
+        for name in self.metadata.output_names:
+            binding.bind_output(name, "cuda", self._device_index)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
+
+    def _close(self) -> None:
+        del self.session
+
+
+def open_runner(
+    path: Path,
+    device: str = "cpu",
+    precision: str = "fp32",
+    providers: Sequence[str] | None = None,
+    intra_op_threads: int = 0,
+    graph_optimization: str = "all",
+    io_binding: bool | None = None,
+    trt_cache_dir: str | Path | None = None,
+) -> OnnxRuntimeRunner:
+    """Open an exported ONNX file.
+
+    Args:
+        device: ``cpu`` or ``cuda[:N]``.
+        precision: the file's; with the TensorRT provider also ``fp16``/``int8``.
+        providers: execution providers in priority order (default from ``device``); e.g.
+            ``["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]``.
+        intra_op_threads: threads per operator (0: ONNX Runtime's default, one per core).
+        graph_optimization: ``disable``, ``basic``, ``extended`` or ``all``.
+        io_binding: keep inputs and outputs on the GPU (default: on for CUDA devices).
+        trt_cache_dir: where the TensorRT provider caches engines (default ``.trt-cache`` beside the file).
+    """
+    if path.suffix.lower() != ".onnx":
+        raise SSDDeployError(f"{path}: ONNX Runtime reads .onnx files")
+    return OnnxRuntimeRunner(path, device, precision, providers, intra_op_threads, graph_optimization, io_binding, trt_cache_dir)

@@ -1,0 +1,257 @@
+"""One Detector interface over every runtime: the same detections from a trained model on each.
+
+Runtimes tested here (CPU): PyTorch eager (the reference), TorchScript, ONNX Runtime and OpenVINO,
+on files with NMS inside, without NMS (host NMS) and with a fixed batch; INT8 and reduced
+precisions with looser, stated criteria. TensorRT has its own tests (tests/test_tensorrt.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from ssd_deploy.cli import run_cli
+from ssd_deploy.cli.detect import main as detect_main
+from ssd_deploy.compare import Tolerances, compare_detections, detection_recall
+from ssd_deploy.data.shapes import CLASS_NAMES, generate_shapes_dataset, render_scene
+from ssd_deploy.errors import ExportError, ImageReadError, RuntimeUnavailableError, SSDDeployError
+from ssd_deploy.export import ExportOptions, export_model
+from ssd_deploy.export.int8 import module_scopes
+from ssd_deploy.pipeline import preprocess
+from ssd_deploy.runtimes import RUNTIMES, InputError, available, load, runtime_for_file
+
+# The runtimes issue's FP32 parity tolerances: same labels, IoU >= 0.99, scores within 1e-4.
+FP32_PARITY = Tolerances(box_atol=1e-3, score_atol=1e-4, min_iou=0.99)
+# Reduced precisions are judged as detectors (see ssd_deploy.export.verify.RecallCriterion): each
+# run must find 95 % of the other's detections scoring above 0.1 (same label, IoU >= 0.5, score
+# above 0.05). This briefly trained model scores few objects above 0.3, hence 0.1. Measured on 16
+# scenes (about 400 detections): BF16 and FP16 (OpenVINO) 99.8-100 %, INT8 (NNCF or ONNX Runtime
+# quantiser, on ONNX Runtime or OpenVINO) 98.5-100 %.
+MIN_RECALL = 0.95
+
+
+@pytest.fixture(scope="module")
+def files(trained_checkpoint, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runtime_files")
+    calibration = folder / "calibration"
+    generate_shapes_dataset(calibration, 24, seed=7, size=(160, 160), progress=False)
+    options = {
+        "ts": ExportOptions(format="torchscript", dynamic_batch=True),
+        "onnx": ExportOptions(format="onnx", dynamic_batch=True),
+        "raw": ExportOptions(format="onnx", dynamic_batch=True, nms=False),
+        "fixed": ExportOptions(format="onnx", batch=2),
+        "int8_nncf": ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=calibration, int8_quantizer="nncf"),
+        "int8_ort": ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=calibration, int8_quantizer="ort"),
+    }
+    paths = {"ckpt": trained_checkpoint}
+    for name, option in options.items():
+        suffix = ".ts" if option.format == "torchscript" else ".onnx"
+        paths[name] = export_model(trained_checkpoint, folder / f"{name}{suffix}", option).path
+    return paths
+
+
+@pytest.fixture(scope="module")
+def images():
+    """Held-out scenes of several sizes and pixel formats (gray, BGRA, 16-bit)."""
+    rng = np.random.default_rng(123)
+    scenes = [render_scene(rng, size).image for size in [(200, 300), (128, 128), (360, 480), (90, 160), (256, 256)]]
+    return scenes + [
+        cv2.cvtColor(scenes[0], cv2.COLOR_BGR2GRAY),
+        cv2.cvtColor(scenes[1], cv2.COLOR_BGR2BGRA),
+        scenes[2].astype(np.uint16) * 257,
+    ]
+
+
+def _padded(detections, images, capacity: int = 200):
+    """Detections of each image back into the padded layout, boxes as fractions of the image."""
+    n = len(detections)
+    num = torch.zeros(n, dtype=torch.int32)
+    boxes, scores, labels = torch.zeros(n, capacity, 4), torch.zeros(n, capacity), torch.zeros(n, capacity, dtype=torch.int32)
+    for i, (found, image) in enumerate(zip(detections, images)):
+        height, width = image.shape[:2]
+        k = len(found)
+        num[i] = k
+        boxes[i, :k] = torch.from_numpy(found.boxes) / torch.tensor([width, height, width, height])
+        scores[i, :k] = torch.from_numpy(found.scores)
+        labels[i, :k] = torch.from_numpy(found.labels).int()
+    return num, boxes, scores, labels
+
+
+@pytest.fixture(scope="module")
+def reference(files, images):
+    with load(files["ckpt"]) as detector:
+        assert detector.runner.name == "pytorch"
+        return detector.detect(images)
+
+
+@pytest.mark.parametrize(
+    "runtime, file",
+    [("torchscript", "ts"), ("onnxruntime", "onnx"), ("openvino", "onnx"), ("onnxruntime", "raw"), ("openvino", "raw"), ("onnxruntime", "fixed"), ("openvino", "fixed")],
+)
+def test_every_runtime_gives_the_same_detections(runtime, file, files, images, reference):
+    with load(files[file], runtime=runtime, max_batch=3) as detector:
+        assert detector.runner.name == runtime
+        detections = detector.detect(images)
+        assert detector.last_times.batches == (4 if file == "fixed" else 3) and detector.last_times.infer_ms > 0
+    assert [len(d) > 0 for d in detections] == [True] * len(images)
+    comparison = compare_detections(_padded(reference, images), _padded(detections, images), FP32_PARITY, 0.01, 0.45)
+    assert comparison.ok, comparison.problems[:5]
+    assert comparison.matched >= 0.95 * sum(len(d) for d in reference)  # excuses are rare, not the rule
+    for got, expected in zip(detections, reference):
+        assert got.names() == [CLASS_NAMES[label] for label in got.labels]
+
+
+@pytest.mark.parametrize("runtime, file, precision", [("openvino", "onnx", "bf16"), ("openvino", "onnx", "fp16"), ("onnxruntime", "int8_nncf", "int8"), ("openvino", "int8_nncf", "int8"), ("onnxruntime", "int8_ort", "int8"), ("openvino", "int8_ort", "int8")])
+def test_reduced_precisions_find_the_same_objects(runtime, file, precision, files, images, reference):
+    with load(files[file], runtime=runtime, precision=precision) as detector:
+        assert detector.runner.precision == precision
+        detections = detector.detect(images)
+    expected, actual = _padded(reference, images), _padded(detections, images)
+    for first, second in ((expected, actual), (actual, expected)):
+        found, total = detection_recall(first, second, score_threshold=0.1, min_iou=0.5, score_margin=0.05)
+        assert total >= 50 and found >= MIN_RECALL * total, (found, total)
+
+
+def test_int8_file_quantises_the_backbone_only(files):
+    model = onnx.load(str(files["int8_nncf"]))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["precision"] == '"int8"' and '"quantizer": "nncf"' in meta["int8"]
+    producers = {output: node for node in model.graph.node for output in node.output}
+    quantized_convs = [n for n in model.graph.node if n.op_type == "Conv" and producers.get(n.input[0]) is not None and producers[n.input[0]].op_type == "DequantizeLinear"]
+    float_convs = [n for n in model.graph.node if n.op_type == "Conv" and n not in quantized_convs]
+    assert len(quantized_convs) > 40
+    assert all(any(".backbone" in s for s in module_scopes(n)) for n in quantized_convs)
+    assert float_convs and all(any(".head" in s for s in module_scopes(n)) for n in float_convs)
+    assert {"NonMaxSuppression", "Softmax"} <= {n.op_type for n in model.graph.node}
+
+
+def test_detect_maps_boxes_to_each_original_image(files, images):
+    with load(files["onnx"]) as detector:
+        picture = images[0]  # 200 x 300
+        batch, _ = preprocess([picture], (128, 128))
+        raw = detector.infer(batch)
+        found = detector.detect(picture)  # one image in, one Detections out
+        count = int(raw["num_detections"][0])
+        assert len(found) == count > 0
+        np.testing.assert_allclose(found.boxes, raw["boxes"][0, :count] * [300, 200, 300, 200], rtol=1e-6)
+        np.testing.assert_array_equal(found.labels, raw["labels"][0, :count])
+        assert found.class_names == list(CLASS_NAMES)
+        # The same pixels in another format give the same detections.
+        gray, bgra, deep = detector.detect(images[5:])
+        same_gray = detector.detect(cv2.cvtColor(images[5], cv2.COLOR_GRAY2BGR))
+        np.testing.assert_array_equal(gray.scores, same_gray.scores)
+        np.testing.assert_array_equal(bgra.boxes, detector.detect(images[1]).boxes)
+        np.testing.assert_array_equal(deep.boxes, detector.detect(images[2]).boxes)
+
+
+def test_min_score_filters_like_a_higher_threshold(files, images):
+    with load(files["onnx"]) as everything, load(files["onnx"], min_score=0.5) as confident:
+        for full, kept in zip(everything.detect(images), confident.detect(images)):
+            assert np.all(kept.scores > 0.5)
+            np.testing.assert_array_equal(kept.boxes, full.boxes[full.scores > 0.5])
+    with pytest.raises(SSDDeployError, match="below the 0.01 built into the model"):
+        load(files["onnx"], min_score=0.001)
+
+
+def test_available_lists_every_runtime_with_a_reason():
+    status = available()
+    assert list(status) == list(RUNTIMES)
+    for name in ("pytorch", "torchscript", "onnxruntime", "openvino"):
+        assert status[name].usable and status[name].version, name
+    assert "CPUExecutionProvider" in status["onnxruntime"].devices and "CPU" in status["openvino"].devices
+    if not torch.cuda.is_available():
+        assert not status["tensorrt"].usable and status["tensorrt"].reason
+
+
+def test_auto_picks_the_runtime_from_the_file(files, tmp_path):
+    assert runtime_for_file(files["ckpt"]) == "pytorch"
+    assert runtime_for_file(files["ts"]) == "torchscript"
+    renamed = tmp_path / "model.pt"  # TorchScript saved as .pt is still TorchScript
+    renamed.write_bytes(files["ts"].read_bytes())
+    assert runtime_for_file(renamed) == "torchscript"
+    assert load(renamed).runner.name == "torchscript"
+    assert runtime_for_file(files["onnx"]) == "onnxruntime"
+    for suffix, name in [(".engine", "tensorrt"), (".plan", "tensorrt"), (".xml", "openvino"), (".pt2", "aotinductor")]:
+        assert runtime_for_file(tmp_path / f"m{suffix}") == name
+    with pytest.raises(SSDDeployError, match="cannot tell which runtime reads a .tflite file"):
+        runtime_for_file(tmp_path / "m.tflite")
+
+
+def test_bad_images_and_batches_are_named(files):
+    with load(files["fixed"]) as detector:
+        with pytest.raises(SSDDeployError, match="empty list of images"):
+            detector.detect([])
+        with pytest.raises(ImageReadError, match="image 1: not an image array"):
+            detector.detect([np.zeros((10, 10, 3), np.uint8), np.zeros((0,), np.uint8)])
+        with pytest.raises(ImageReadError, match="image 0: unsupported pixel type float32"):
+            detector.detect(np.zeros((10, 10, 3), np.float32))
+        with pytest.raises(InputError, match=re.escape("input of shape [2, 3, 64, 64]. Note: expected float32 [N, 3, 128, 128]")):
+            detector.infer(np.zeros((2, 3, 64, 64), np.float32))
+        with pytest.raises(InputError, match="input of type uint8"):
+            detector.infer(np.zeros((2, 3, 128, 128), np.uint8))
+        with pytest.raises(InputError, match=r"batch of 3 images. Note: .* with N = 2 \(exported with a fixed batch"):
+            detector.infer(torch.zeros(3, 3, 128, 128))
+    detector.close()
+    with pytest.raises(SSDDeployError, match="closed"):
+        detector.infer(torch.zeros(2, 3, 128, 128))
+
+
+def test_bad_files_and_settings_are_named(files, tmp_path):
+    with pytest.raises(SSDDeployError, match="no such file"):
+        load(tmp_path / "missing.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    with pytest.raises(ExportError, match=re.escape(f"{garbage}: not a readable ONNX file")):
+        load(garbage)
+    with pytest.raises(ExportError, match="no ssd-deploy metadata"):
+        foreign = tmp_path / "foreign.onnx"
+        model = onnx.load(str(files["onnx"]))
+        del model.metadata_props[:]
+        onnx.save_model(model, str(foreign))
+        load(foreign, runtime="openvino")
+    with pytest.raises(SSDDeployError, match="the onnxruntime runtime does not read .pt files"):
+        load(files["ckpt"], runtime="onnxruntime")
+    with pytest.raises(SSDDeployError, match=re.escape("takes (128, 128) (height, width) images, not (300, 300)")):
+        load(files["onnx"], input_size=(300, 300))
+    with pytest.raises(SSDDeployError, match="unknown runtime 'onxruntime'.*Did you mean onnxruntime"):
+        load(files["onnx"], runtime="onxruntime")
+    with pytest.raises(RuntimeUnavailableError, match="precision int8 is not supported.*holds a fp32 model"):
+        load(files["onnx"], precision="int8")
+    with pytest.raises(RuntimeUnavailableError, match="precision fp16 is not supported.*fp16 needs CUDA"):
+        load(files["ckpt"], precision="fp16")
+    with pytest.raises(RuntimeUnavailableError, match="exported in fp32"):
+        load(files["ts"], precision="bf16")
+    with pytest.raises(RuntimeUnavailableError, match="device 'npu' is not present"):
+        load(files["onnx"], runtime="openvino", device="npu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeUnavailableError, match="CUDA"):
+            load(files["onnx"], device="cuda")
+        with pytest.raises(RuntimeUnavailableError, match="runtime tensorrt: not usable here"):
+            load(files["onnx"], runtime="tensorrt")
+
+
+def test_ssd_detect_runs_any_runtime(files, images, tmp_path, capsys):
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "scene.png"), images[0])
+    outputs = {}
+    for runtime, model in [("pytorch", "ckpt"), ("openvino", "onnx"), ("onnxruntime", "raw")]:
+        out = tmp_path / runtime
+        code = run_cli(detect_main, [str(folder), "--model", str(files[model]), "--runtime", runtime, "--out", str(out), "--score", "0.1"])
+        assert code == 0 and (out / "scene.jpg").is_file()
+        outputs[runtime] = (out / "scene.json").read_text()
+    import json
+
+    records = [json.loads(text)["detections"] for text in outputs.values()]
+    assert len(records[0]) > 0 and all(d["score"] > 0.1 for d in records[0])
+    assert all([d["label"] for d in record] == [d["label"] for d in records[0]] for record in records)
+    assert run_cli(detect_main, ["--list-runtimes"]) == 0
+    table = capsys.readouterr().out
+    assert all(re.search(rf"^{name}\s+(yes|no)\s", table, re.M) for name in RUNTIMES)
+    code = run_cli(detect_main, [str(folder), "--model", str(files["onnx"]), "--score", "0.001"])
+    assert code == 2 and "below the 0.01 built into the model" in capsys.readouterr().err
