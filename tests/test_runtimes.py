@@ -255,3 +255,18 @@ def test_ssd_detect_runs_any_runtime(files, images, tmp_path, capsys):
     assert all(re.search(rf"^{name}\s+(yes|no)\s", table, re.M) for name in RUNTIMES)
     code = run_cli(detect_main, [str(folder), "--model", str(files["onnx"]), "--score", "0.001"])
     assert code == 2 and "below the 0.01 built into the model" in capsys.readouterr().err
+
+
+def test_onnxruntime_settings_are_applied_and_checked(files, images):
+    with load(files["onnx"], intra_op_threads=1, graph_optimization="disable") as plain, load(files["onnx"]) as optimised:
+        assert plain.runner.session.get_session_options().intra_op_num_threads == 1
+        assert plain.runner.providers == ["CPUExecutionProvider"] and not plain.runner.io_binding
+        first, second = plain.detect(images[0]), optimised.detect(images[0])
+        np.testing.assert_allclose(first.scores, second.scores, atol=1e-4)
+    with pytest.raises(SSDDeployError, match="graph_optimization 'fast': expected one of disable, basic, extended, all"):
+        load(files["onnx"], graph_optimization="fast")
+    if "CUDAExecutionProvider" not in available()["onnxruntime"].devices:
+        with pytest.raises(RuntimeUnavailableError, match="CUDAExecutionProvider not available in onnxruntime .* onnxruntime-gpu wheel"):
+            load(files["onnx"], device="cuda", providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    with pytest.raises(SSDDeployError, match="runtime onnxruntime: unknown option.s. threads. Note: it takes providers, intra_op_threads"):
+        load(files["onnx"], threads=2)

@@ -12,6 +12,7 @@ Pre-processing and mapping boxes back to the image are shared by all runtimes
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,14 @@ def load(
     if suffix not in spec.suffixes:
         raise SSDDeployError(f"{path}: the {name} runtime does not read {suffix or 'suffix-less'} files. Note: it reads {', '.join(spec.suffixes)}")
     require_available(name)
-    runner = spec.implementation().open_runner(path, device=device, precision=precision, **options)
+    open_runner = spec.implementation().open_runner
+    accepted = _option_names(open_runner)
+    unknown = sorted(set(options) - set(accepted)) if accepted is not None else []
+    if unknown:
+        raise SSDDeployError(
+            f"runtime {name}: unknown option(s) {', '.join(unknown)}. Note: it takes {', '.join(accepted) or 'no options'}"
+        )
+    runner = open_runner(path, device=device, precision=precision, **options)
     if input_size is not None and tuple(input_size) != tuple(runner.metadata.input_size):
         runner.close()
         raise SSDDeployError(
@@ -79,6 +87,14 @@ def load(
     except SSDDeployError:
         runner.close()
         raise
+
+
+def _option_names(open_runner) -> list[str] | None:
+    """The keyword options ``open_runner`` takes beyond path, device and precision (None: any)."""
+    parameters = inspect.signature(open_runner).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.name not in ("path", "device", "precision")]
 
 
 __all__ = [

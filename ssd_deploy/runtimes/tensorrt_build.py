@@ -167,7 +167,8 @@ class EngineOptions:
         calibration_images: folder of images for INT8 calibration (int8 only).
         calibration_batch: images per calibration batch (int8 only); None: the ONNX's fixed batch,
             else ``DEFAULT_CALIBRATION_BATCH`` within the profile.
-        calibration_count: most images used for calibration (the first, by sorted name).
+        calibration_count: most images used for calibration (spread over the folder, searched
+            recursively; see :class:`ssd_deploy.calibration.CalibrationBatches`).
     """
 
     precision: str = "fp32"
