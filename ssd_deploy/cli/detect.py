@@ -22,6 +22,8 @@ from ..runtimes import PRECISIONS, RUNTIMES, Detector, available, load, runtime_
 from ..runtimes.pytorch import PyTorchRunner
 from . import run_cli
 
+DEFAULT_SCORE = 0.3
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -53,9 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     runtime = parser.add_argument_group("runtime")
     runtime.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES], help="auto: picked from the model file's kind")
     runtime.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...; OpenVINO also gpu, npu, auto")
-    runtime.add_argument("--precision", default="fp32", choices=PRECISIONS, help="network arithmetic, where the runtime and file support it")
+    runtime.add_argument(
+        "--precision", default="auto", choices=["auto", *PRECISIONS], help="network arithmetic where the runtime and file support it; auto: the file's (fp32 for a checkpoint)"
+    )
     thresholds = parser.add_argument_group("post-processing (exported files have NMS built in: only a higher --score applies)")
-    thresholds.add_argument("--score", type=float, default=0.3, help="minimum score of a reported detection")
+    thresholds.add_argument(
+        "--score", type=float, default=None, help=f"minimum score of a reported detection (default {DEFAULT_SCORE}, or an exported model's own threshold if higher)"
+    )
     thresholds.add_argument("--iou", type=float, default=0.45, help="IoU threshold of the class-aware NMS (checkpoints only)")
     thresholds.add_argument("--max-det", type=int, default=200, help="maximum detections per image (checkpoints only)")
     parser.add_argument("--out", type=Path, default=Path("runs/detect"), help="output folder")
@@ -74,7 +80,7 @@ def print_runtimes() -> None:
 
 
 def _detector(args: argparse.Namespace) -> Detector:
-    postprocess = PostprocessConfig(score_threshold=args.score, iou_threshold=args.iou, max_detections=args.max_det)
+    postprocess = PostprocessConfig(score_threshold=DEFAULT_SCORE if args.score is None else args.score, iou_threshold=args.iou, max_detections=args.max_det)
     if args.model is None:
         if args.arch is None:
             raise SSDDeployError("ssd-detect: give --model FILE, or --arch NAME for an untrained model")
@@ -83,10 +89,17 @@ def _detector(args: argparse.Namespace) -> Detector:
         names = list(SHAPE_NAMES) if args.num_classes == len(SHAPE_NAMES) else default_class_names(args.num_classes)
         model = create_model(args.arch, num_classes=args.num_classes)
         runner = PyTorchRunner(model, names, device=args.device, precision=args.precision, postprocess=postprocess)
-        return Detector(runner, max_batch=args.batch_size, min_score=args.score)
+        return Detector(runner, max_batch=args.batch_size)
     name = runtime_for_file(args.model) if args.runtime == "auto" else args.runtime
     options = {"postprocess": postprocess, "expected_arch": args.arch} if name == "pytorch" else {}
-    detector = load(args.model, name, args.device, args.precision, max_batch=args.batch_size, min_score=args.score, **options)
+    detector = load(args.model, name, args.device, args.precision, max_batch=args.batch_size, **options)
+    built_in = detector.metadata.score_threshold
+    detector.min_score = max(DEFAULT_SCORE, built_in) if args.score is None else args.score
+    if detector.min_score < built_in:
+        detector.close()
+        raise SSDDeployError(
+            f"{args.model}: --score {args.score} is below the {built_in} built into the model. Note: re-export it with a lower --score"
+        )
     if args.arch is not None and detector.metadata.arch != args.arch:
         detector.close()
         raise SSDDeployError(f"{args.model}: a model of architecture {detector.metadata.arch!r}, not {args.arch!r}")

@@ -21,7 +21,7 @@ from .formats import ExportFormat, get_format
 from .graph import GraphSpec, require_device
 from .metadata import ExportMetadata
 from .onnx import DEFAULT_OPSET, MIN_OPSET
-from .int8 import quantize_onnx
+from .int8 import CALIBRATION_METHODS, QUANTIZERS, quantize_onnx
 from .verify import FP16_TOLERANCES, FP32_TOLERANCES, read_pictures, sample_batch, verify, verify_recall
 
 # Batch sizes run by --verify for a dynamic-batch file (a fixed-batch file runs its own size).
@@ -158,7 +158,7 @@ def export_model(
         result.export_seconds = time.perf_counter() - start
         if options.verify:
             start = time.perf_counter()
-            result.verification = _verify(export_format, tmp, network, spec, options)
+            result.verification = _verify(export_format, tmp, network, spec, options, calibration)
             result.verify_seconds = time.perf_counter() - start
             if not result.verification.ok:
                 problems = "; ".join(result.verification.problems[:3])
@@ -196,6 +196,10 @@ def _check_options(options: ExportOptions, output: Path) -> None:
             raise SSDDeployError("--int8 needs --calib FOLDER: images to calibrate the quantiser on (a dataset's images)")
         if options.calibration_images < 1:
             raise SSDDeployError(f"--calib-images {options.calibration_images}: expected 1 or more")
+        if options.int8_quantizer not in ("auto", *QUANTIZERS):
+            raise SSDDeployError(f"--int8-quantizer {options.int8_quantizer!r}: expected auto, {', '.join(QUANTIZERS)}")
+        if options.int8_method not in CALIBRATION_METHODS:
+            raise SSDDeployError(f"--int8-method {options.int8_method!r}: expected one of {', '.join(CALIBRATION_METHODS)}")
     if output.exists() and output.is_dir():
         raise ExportError(output, "is a folder. Note: give a file name")
 
@@ -250,18 +254,34 @@ def _quantize(path: Path, calibration: CalibrationBatches, options: ExportOption
     path.replace(float_file)
     try:
         quantize_onnx(float_file, path, calibration, quantizer, options.int8_method, options.int8_head)
+    except SSDDeployError:
+        raise
+    except Exception as error:  # the quantisers raise many exception types
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise ExportError(result.path, f"INT8 quantisation ({quantizer}) failed: {first}") from error
     finally:
         float_file.unlink(missing_ok=True)
 
 
-def _verify(export_format: ExportFormat, path: Path, network: nn.Module, spec: GraphSpec, options: ExportOptions) -> Comparison:
+def _verify(
+    export_format: ExportFormat,
+    path: Path,
+    network: nn.Module,
+    spec: GraphSpec,
+    options: ExportOptions,
+    calibration: CalibrationBatches | None = None,
+) -> Comparison:
     run = export_format.load(path, options.device)
     sizes = DYNAMIC_VERIFY_BATCHES if spec.batch is None else (spec.batch,)
     pictures = read_pictures(options.verify_images)
     batches = [sample_batch(spec.input_size, size, pictures, seed=size) for size in sizes]
-    if options.int8:
-        # More and larger batches: the recall check counts detections, so it needs a good number.
-        batches = [sample_batch(spec.input_size, spec.batch or 8, pictures, seed=seed) for seed in range(4)]
+    if calibration is not None:
+        # The recall check counts detections, so it needs many: up to 32 of the user's images
+        # (the calibration set unless --verify-images is given), which the model knows.
+        if not pictures:
+            pictures = read_pictures(calibration.paths[:: max(1, len(calibration.paths) // 32)][:32])
+        size = spec.batch or 8
+        batches = [sample_batch(spec.input_size, size, pictures[i:] + pictures[:i]) for i in range(0, max(len(pictures), 1), size)]
         return verify_recall(spec.build(network), run, batches, options.postprocess, spec.nms)
     tolerances = FP16_TOLERANCES if options.fp16 else FP32_TOLERANCES
     post = options.postprocess

@@ -46,7 +46,7 @@ def module_scopes(node: onnx.NodeProto) -> list[str]:
     return []
 
 
-def quantizable_nodes(model: onnx.ModelProto, include_head: bool = False) -> list[str]:
+def quantizable_nodes(model: onnx.ModelProto, include_head: bool = False, source: object = "<onnx>") -> list[str]:
     """Names of the nodes to quantise: the backbone's (and the head's with ``include_head``).
 
     Raises:
@@ -59,7 +59,7 @@ def quantizable_nodes(model: onnx.ModelProto, include_head: bool = False) -> lis
         if any(part in f".{scope}." for scope in module_scopes(node) for part in parts)
     ]
     if not names:
-        raise ExportError("<onnx>", "no backbone nodes found (the graph lacks torch.onnx name scopes). Note: quantise files from ssd-export")
+        raise ExportError(source, "no backbone nodes found (the graph lacks torch.onnx name scopes). Note: quantise files from ssd-export")
     return names
 
 
@@ -101,7 +101,7 @@ def quantize_onnx(
     if method not in CALIBRATION_METHODS:
         raise SSDDeployError(f"INT8 calibration method {method!r}: expected one of {', '.join(CALIBRATION_METHODS)}")
     model = onnx.load(str(source))
-    nodes = quantizable_nodes(model, include_head)
+    nodes = quantizable_nodes(model, include_head, source)
     metadata = {prop.key: prop.value for prop in model.metadata_props}
     if quantizer == "ort":
         quantized = _quantize_ort(model, batches, nodes, method)

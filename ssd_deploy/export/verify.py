@@ -125,7 +125,12 @@ def verify_recall(
             found, total = detection_recall(first, second, criterion.score_threshold, criterion.min_iou, criterion.score_margin)
             result.matched += found
             result.compared += total
-    if result.compared and result.matched < criterion.min_recall * result.compared:
+    if not result.compared:
+        result.problems.append(
+            f"no detection scored above {criterion.score_threshold} on the {result.images} verification images, so nothing "
+            "was compared. Note: give --verify-images the model detects objects in"
+        )
+    elif result.matched < criterion.min_recall * result.compared:
         result.problems.append(
             f"only {result.matched} of {result.compared} confident detections (score > {criterion.score_threshold}) "
             f"were found by the other run; at least {criterion.min_recall:.0%} expected"

@@ -31,7 +31,7 @@ def load(
     path: str | Path,
     runtime: str = "auto",
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     max_batch: int = 8,
     input_size: tuple[int, int] | None = None,
     min_score: float | None = None,
@@ -45,7 +45,8 @@ def load(
         runtime: ``auto`` (from the file, see :func:`runtime_for_file`) or a name in
             :data:`RUNTIMES`: pytorch, torchscript, aotinductor, onnxruntime, openvino, tensorrt.
         device: ``cpu``, ``cuda``/``cuda:N``, and for OpenVINO also ``gpu``/``npu``/``auto``.
-        precision: ``fp32``, ``fp16``, ``bf16`` or ``int8``, where the runtime supports it.
+        precision: ``auto`` (the file's; fp32 for a checkpoint), or ``fp32``, ``fp16``, ``bf16``,
+            ``int8`` where the runtime and file support it.
         max_batch: images per network call for a dynamic-batch model.
         input_size: (height, width) the caller expects; an error if the model was made for another.
         min_score: report only detections above this score (at least the model's own threshold).
@@ -60,8 +61,8 @@ def load(
         raise SSDDeployError(f"{path}: no such file")
     if max_batch < 1:
         raise SSDDeployError(f"max_batch {max_batch}: expected 1 or more")
-    if precision not in PRECISIONS:
-        raise SSDDeployError(f"precision {precision!r} is unknown. Note: expected one of {', '.join(PRECISIONS)}")
+    if precision != "auto" and precision not in PRECISIONS:
+        raise SSDDeployError(f"precision {precision!r} is unknown. Note: expected auto or one of {', '.join(PRECISIONS)}")
     name = runtime_for_file(path) if runtime == "auto" else get_runtime(runtime).name
     spec = RUNTIMES[name]
     suffix = path.suffix.lower()

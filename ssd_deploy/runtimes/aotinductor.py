@@ -21,6 +21,6 @@ class AOTInductorRunner(ExportedTorchRunner):
     name = "aotinductor"
 
 
-def open_runner(path: Path, device: str = "cpu", precision: str = "fp32") -> AOTInductorRunner:
+def open_runner(path: Path, device: str = "cpu", precision: str = "auto") -> AOTInductorRunner:
     """Load a ``.pt2`` package on the device it was compiled for; precision is the file's."""
     return AOTInductorRunner(path, device, precision, pt2_format.load)

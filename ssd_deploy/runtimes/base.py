@@ -119,10 +119,13 @@ def as_torch_batch(batch: np.ndarray | torch.Tensor, device: str | torch.device)
     return tensor.to(device=device, dtype=torch.float32)
 
 
-def check_precision(runtime: str, precision: str, supported: Sequence[str], hint: str = "") -> str:
-    """``precision`` if ``runtime`` supports it, else a RuntimeUnavailableError listing what it does."""
+def check_precision(runtime: str, precision: str, supported: Sequence[str], hint: str = "", default: str = "fp32") -> str:
+    """The precision to run: ``default`` (the file's) for ``auto``, else ``precision`` if ``runtime``
+    supports it here; otherwise a RuntimeUnavailableError listing what it supports."""
+    if precision == "auto":
+        return default
     if precision not in PRECISIONS:
-        raise SSDDeployError(f"precision {precision!r} is unknown. Note: expected one of {', '.join(PRECISIONS)}")
+        raise SSDDeployError(f"precision {precision!r} is unknown. Note: expected auto or one of {', '.join(PRECISIONS)}")
     if precision not in supported:
         raise RuntimeUnavailableError(runtime, f"precision {precision} is not supported here ({', '.join(supported)} are). {hint}".rstrip())
     return precision

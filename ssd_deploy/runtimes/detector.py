@@ -8,6 +8,7 @@ Only ``runner.infer`` differs per runtime; every other step is this module's, sh
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -72,8 +73,10 @@ class Detector:
 
     @property
     def batch_size(self) -> int:
-        """Images per network call."""
-        return self.runner.metadata.batch or self.max_batch
+        """Images per network call: a fixed-batch file's, else ``max_batch`` within what the
+        runner takes (a TensorRT engine's optimisation profile)."""
+        largest = getattr(self.runner, "batch_range", (1, self.max_batch))[1]
+        return self.runner.metadata.batch or min(self.max_batch, largest)
 
     def infer(self, batch: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:
         """The raw contract for a ready float32 [N, 3, H, W] batch; see :meth:`Runner.infer`."""
@@ -91,6 +94,11 @@ class Detector:
             xyxy in that image's pixels, scores, labels (1 ... C-1) and class names.
         """
         single = isinstance(images, np.ndarray)
+        if not single and (images is None or isinstance(images, (str, bytes, os.PathLike)) or not hasattr(images, "__iter__")):
+            raise SSDDeployError(
+                f"Detector.detect: got {type(images).__name__}, not an image. Note: pass OpenCV arrays, e.g. "
+                "ssd_deploy.images.read_image(path) (cv2.imread returns None for a file it cannot read)"
+            )
         batch_list = [images] if single else list(images)
         if not batch_list:
             raise SSDDeployError("Detector.detect: empty list of images. Note: pass an image or a list of images")

@@ -1,8 +1,11 @@
-"""Exported ONNX (or an OpenVINO IR ``.xml``) on OpenVINO: CPU here; GPU and NPU where present.
+"""Exported ONNX (or an OpenVINO IR ``.xml`` converted from it) on OpenVINO: CPU; GPU, NPU where present.
 
-OpenVINO reads the ONNX file as exported, NMS included. ``precision`` sets OpenVINO's inference
-precision hint (``fp32`` is pinned explicitly, since OpenVINO otherwise picks bf16 on CPUs that
-have it); ``int8`` needs a quantised model (``ssd-export --format openvino --int8``).
+OpenVINO reads the ONNX file as exported, NMS included, and keeps its metadata (``metadata_props``)
+in the model's ``rt_info["framework"]``, also in an IR converted with ``ovc model.onnx`` or
+``openvino.convert_model`` (both store FP16 weights unless told ``compress_to_fp16=False``, which
+moves scores by ~1e-3: keep FP32 weights for FP32 parity). ``precision`` sets OpenVINO's inference precision hint; ``fp32`` is
+pinned explicitly, since OpenVINO otherwise computes in bf16 on CPUs that have it. An ``int8``
+file (``ssd-export --int8``) runs its quantised layers in INT8 and the rest in fp32.
 """
 
 from __future__ import annotations
@@ -14,13 +17,12 @@ import numpy as np
 import torch
 
 from ..errors import ExportError, RuntimeUnavailableError, SSDDeployError
-from ..export.formats import read_metadata
 from ..export.metadata import ExportMetadata
 from .base import Runner, as_numpy_batch, check_precision
 from .registry import Availability
 
 PRECISION_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
-RT_INFO_KEY = "ssd_deploy"  # where an IR file keeps the metadata map (model.get_rt_info)
+RT_INFO_KEY = "framework"  # where OpenVINO keeps an ONNX file's metadata_props
 
 
 def availability() -> Availability:
@@ -32,12 +34,11 @@ def availability() -> Availability:
     return Availability(bool(devices), openvino.__version__, devices, "" if devices else "OpenVINO found no device")
 
 
-def ir_metadata(model: Any, path: Path) -> ExportMetadata:
-    """The ssd-deploy metadata stored in an OpenVINO IR's ``rt_info``."""
-    info = model.get_rt_info()
-    if RT_INFO_KEY not in info:
-        raise ExportError(path, "OpenVINO IR without ssd-deploy metadata. Note: make it with ssd-export --format openvino")
-    strings = {key: value.astype(str) for key, value in model.get_rt_info([RT_INFO_KEY]).items()}
+def model_metadata(model: Any, path: Path) -> ExportMetadata:
+    """The ssd-deploy metadata OpenVINO kept from the exported ONNX (``rt_info["framework"]``)."""
+    if RT_INFO_KEY not in model.get_rt_info():
+        raise ExportError(path, "no ssd-deploy metadata in this model. Note: convert an ONNX file from ssd-export")
+    strings = {key: value.astype(str) for key, value in model.get_rt_info([RT_INFO_KEY]).astype(dict).items()}
     return ExportMetadata.from_strings(strings, path)
 
 
@@ -57,7 +58,7 @@ class OpenVINORunner(Runner):
     name = "openvino"
 
     def __init__(
-        self, path: Path, device: str = "cpu", precision: str = "fp32", threads: int = 0, performance_hint: str = "LATENCY"
+        self, path: Path, device: str = "cpu", precision: str = "auto", threads: int = 0, performance_hint: str = "LATENCY"
     ) -> None:
         import openvino
 
@@ -66,7 +67,7 @@ class OpenVINORunner(Runner):
             model = core.read_model(str(path))
         except Exception as error:  # OpenVINO raises RuntimeError subclasses with long messages
             raise ExportError(path, f"OpenVINO cannot read it: {str(error).strip().splitlines()[0][:200]}") from None
-        metadata = ir_metadata(model, path) if path.suffix.lower() == ".xml" else read_metadata(path)
+        metadata = model_metadata(model, path)
         target = ov_device(device, core.available_devices)
         if metadata.precision == "int8":
             supported: tuple[str, ...] = ("int8",)
@@ -74,18 +75,19 @@ class OpenVINORunner(Runner):
             supported = ("fp16", "fp32")
         else:
             supported = tuple(PRECISION_HINTS)
-        check_precision(self.name, precision, supported, f"Note: {path.name} holds a {metadata.precision} model; int8 needs ssd-export --format openvino --int8")
+        precision = check_precision(
+            self.name, precision, supported, f"Note: {path.name} holds a {metadata.precision} model; INT8 files come from ssd-export --int8", metadata.precision
+        )
         super().__init__(path, metadata, target, precision)
-        config: dict[str, Any] = {"PERFORMANCE_HINT": performance_hint}
-        if precision in PRECISION_HINTS:
-            config["INFERENCE_PRECISION_HINT"] = PRECISION_HINTS[precision]
+        # INT8 files: quantised layers run in INT8 whatever the hint; the hint keeps the rest fp32.
+        config: dict[str, Any] = {"PERFORMANCE_HINT": performance_hint, "INFERENCE_PRECISION_HINT": PRECISION_HINTS.get(precision, "f32")}
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
             self.compiled = core.compile_model(model, target, config)
-        except Exception as error:
+            self.request = self.compiled.create_infer_request()
+        except Exception as error:  # OpenVINO raises RuntimeError subclasses
             raise RuntimeUnavailableError(self.name, f"cannot compile {path.name} for {target}: {str(error).strip().splitlines()[0][:200]}") from None
-        self.request = self.compiled.create_infer_request()
 
     def _infer(self, batch: np.ndarray | torch.Tensor) -> list[np.ndarray]:
         self.request.infer({self.metadata.input_name: as_numpy_batch(batch)})
@@ -97,13 +99,14 @@ class OpenVINORunner(Runner):
 
 
 def open_runner(
-    path: Path, device: str = "cpu", precision: str = "fp32", threads: int = 0, performance_hint: str = "LATENCY"
+    path: Path, device: str = "cpu", precision: str = "auto", threads: int = 0, performance_hint: str = "LATENCY"
 ) -> OpenVINORunner:
     """Open an exported ONNX file or OpenVINO IR.
 
     Args:
         device: ``cpu``, ``gpu`` (``gpu.N``), ``npu`` or ``auto``, as OpenVINO lists them.
-        precision: ``fp32``, ``fp16`` or ``bf16`` inference precision; ``int8`` for a quantised IR.
+        precision: ``fp32``, ``fp16`` or ``bf16`` inference precision of a float file; ``int8``
+            for a quantised file; ``auto``: the file's.
         threads: inference threads (0: OpenVINO's default).
         performance_hint: ``LATENCY`` or ``THROUGHPUT``.
     """

@@ -42,6 +42,8 @@ def torch_device(runtime: str, device: str) -> torch.device:
         raise RuntimeUnavailableError(runtime, f"device {device}: CUDA is not available here (no NVIDIA GPU or driver found)")
     if parsed.type not in ("cpu", "cuda"):
         raise RuntimeUnavailableError(runtime, f"device {device}: expected cpu or cuda")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise RuntimeUnavailableError(runtime, f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return parsed
 
 
@@ -56,13 +58,13 @@ class PyTorchRunner(Runner):
         class_names: Sequence[str],
         path: Path = Path("<memory>"),
         device: str = "cpu",
-        precision: str = "fp32",
+        precision: str = "auto",
         postprocess: PostprocessConfig = PostprocessConfig(),
         compile: bool = False,
     ) -> None:
         target = torch_device(self.name, device)
         supported = ("fp32", "fp16", "bf16") if target.type == "cuda" else ("fp32", "bf16")
-        check_precision(self.name, precision, supported, "Note: fp16 needs CUDA; int8 runs on onnxruntime or openvino (ssd-export --int8)")
+        precision = check_precision(self.name, precision, supported, "Note: fp16 needs CUDA; int8 runs on onnxruntime or openvino (ssd-export --int8)")
         metadata = describe_model(model, list(class_names), postprocess, precision=precision)
         super().__init__(path, metadata, str(target), precision)
         model = model.eval()
@@ -79,7 +81,7 @@ class PyTorchRunner(Runner):
 def open_runner(
     path: Path,
     device: str = "cpu",
-    precision: str = "fp32",
+    precision: str = "auto",
     postprocess: PostprocessConfig = PostprocessConfig(),
     compile: bool = False,
     expected_arch: str | None = None,

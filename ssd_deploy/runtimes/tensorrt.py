@@ -161,7 +161,7 @@ _ENGINE_OPTION_NAMES = tuple(field.name for field in dataclasses.fields(EngineOp
 def open_runner(
     path: str | Path,
     device: str = "cuda",
-    precision: str = "fp32",
+    precision: str = "auto",
     cache_dir: str | Path | None = None,
     rebuild: bool = False,
     **engine_options: Any,
@@ -171,7 +171,8 @@ def open_runner(
     Args:
         path: ``.engine``/``.plan`` built by :func:`build_engine`, or an exported ``.onnx``.
         device: ``cuda`` or ``cuda:N`` (``cpu`` is an error: TensorRT needs an NVIDIA GPU).
-        precision: ``fp32``, ``fp16``, ``bf16`` or ``int8``; an engine's must equal it.
+        precision: ``fp32``, ``fp16``, ``bf16`` or ``int8``; an engine's must equal it. ``auto``:
+            the engine's, or for an ONNX the ONNX's.
         cache_dir: ONNX only; where engines are cached (default :func:`default_cache_dir`).
         rebuild: ONNX only; build even when the cache has the engine.
         **engine_options: ONNX only; the other fields of :class:`EngineOptions` (profile batches,
@@ -183,12 +184,17 @@ def open_runner(
     """
     path = Path(path)
     parse_device(device)
-    check_precision(RUNTIME, precision, ENGINE_PRECISIONS, "Note: TensorRT builds fp32, fp16, bf16 and int8 engines")
     unknown = sorted(set(engine_options) - set(_ENGINE_OPTION_NAMES))
     if unknown:
         raise SSDDeployError(
             f"{path}: unknown tensorrt options {unknown}. Note: expected cache_dir, rebuild, {', '.join(_ENGINE_OPTION_NAMES)}"
         )
+    if precision != "auto":
+        check_precision(RUNTIME, precision, ENGINE_PRECISIONS, "Note: TensorRT builds fp32, fp16, bf16 and int8 engines")
+    elif path.suffix.lower() == ".onnx":
+        precision = read_metadata(path).precision
+    else:
+        precision = read_engine_record(path)[1].precision
     if path.suffix.lower() != ".onnx":
         if engine_options or cache_dir is not None or rebuild:
             raise SSDDeployError(

@@ -26,8 +26,12 @@ class ExportedTorchRunner(Runner):
     def __init__(self, path: Path, device: str, precision: str, load: Callable[[Path, torch.device], Callable]) -> None:
         metadata = read_metadata(path)
         target = torch_device(self.name, device)
-        check_precision(
-            self.name, precision, (metadata.precision,), f"Note: {path.name} was exported in {metadata.precision}; re-export it for another precision"
+        precision = check_precision(
+            self.name,
+            precision,
+            (metadata.precision,),
+            f"Note: {path.name} was exported in {metadata.precision}; re-export it for another precision",
+            metadata.precision,
         )
         super().__init__(path, metadata, str(target), precision)
         self._run = load(path, target)
@@ -41,6 +45,6 @@ class TorchScriptRunner(ExportedTorchRunner):
     name = "torchscript"
 
 
-def open_runner(path: Path, device: str = "cpu", precision: str = "fp32") -> TorchScriptRunner:
+def open_runner(path: Path, device: str = "cpu", precision: str = "auto") -> TorchScriptRunner:
     """Load an exported TorchScript file on ``cpu`` or ``cuda[:N]``; precision is the file's."""
     return TorchScriptRunner(path, device, precision, torchscript_format.load)
