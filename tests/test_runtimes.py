@@ -299,3 +299,10 @@ def test_onnxruntime_settings_are_applied_and_checked(files, images):
             load(files["onnx"], device="cuda", providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     with pytest.raises(SSDDeployError, match="runtime onnxruntime: unknown option.s. threads. Note: it takes providers, intra_op_threads"):
         load(files["onnx"], threads=2)
+
+
+def test_torch_compile_gives_the_eager_detections(files, images, reference):
+    with load(files["ckpt"], compile=True) as detector:
+        detections = detector.detect(images[:3])
+    comparison = compare_detections(_padded(reference[:3], images[:3]), _padded(detections, images[:3]), FP32_PARITY, 0.01, 0.45)
+    assert comparison.ok and comparison.matched > 0, comparison.problems[:5]
