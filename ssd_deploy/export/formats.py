@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..errors import ExportError, SSDDeployError
+from ..lookup import lookup
 from . import onnx, pt2, torchscript
 from .metadata import ExportMetadata
 
@@ -46,12 +46,7 @@ FORMATS = {
 
 def get_format(name: str) -> ExportFormat:
     """The format called ``name``; a typo gets the closest names suggested."""
-    try:
-        return FORMATS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, FORMATS, n=2)
-        hint = f" Did you mean {' or '.join(close)}?" if close else ""
-        raise SSDDeployError(f"unknown export format {name!r}; known: {', '.join(FORMATS)}.{hint}") from None
+    return lookup(FORMATS, name, "export format")
 
 
 def format_of_file(path: Path) -> ExportFormat:

@@ -45,7 +45,20 @@ def default_providers(device: str, use_tensorrt: bool = False) -> list[str]:
 
 
 class OnnxRuntimeRunner(Runner):
-    """An ``onnxruntime.InferenceSession`` over an exported ONNX file."""
+    """An ``onnxruntime.InferenceSession`` over an exported ONNX file.
+
+    Args:
+        device: ``cpu`` or ``cuda[:N]``.
+        precision: ``auto`` or the file's; with the TensorRT provider also ``fp16`` of an fp32 file.
+        providers: execution providers in priority order (default from ``device``); e.g.
+            ``["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]``.
+        intra_op_threads: threads per operator (0: ONNX Runtime's default, one per core).
+        graph_optimization: ``disable``, ``basic``, ``extended`` or ``all``.
+        io_binding: keep inputs and outputs on the GPU (default: on for CUDA devices).
+        trt_cache_dir: where the TensorRT provider caches engines (default ``.trt-cache`` beside the file).
+        spin_wait: let idle operator threads busy-wait between runs (ONNX Runtime's default; off
+            here because it slows the host pre-processing that runs between batches).
+    """
 
     name = "onnxruntime"
 
@@ -63,6 +76,8 @@ class OnnxRuntimeRunner(Runner):
     ) -> None:
         import onnxruntime
 
+        if path.suffix.lower() != ".onnx":
+            raise SSDDeployError(f"{path}: ONNX Runtime reads .onnx files")
         metadata = read_metadata(path)
         device = device.lower()
         device_type, _, index = device.partition(":")
@@ -157,31 +172,5 @@ class OnnxRuntimeRunner(Runner):
         del self.session
 
 
-def open_runner(
-    path: Path,
-    device: str = "cpu",
-    precision: str = "auto",
-    providers: Sequence[str] | None = None,
-    intra_op_threads: int = 0,
-    graph_optimization: str = "all",
-    io_binding: bool | None = None,
-    trt_cache_dir: str | Path | None = None,
-    spin_wait: bool = False,
-) -> OnnxRuntimeRunner:
-    """Open an exported ONNX file.
-
-    Args:
-        device: ``cpu`` or ``cuda[:N]``.
-        precision: ``auto`` or the file's; with the TensorRT provider also ``fp16`` of an fp32 file.
-        providers: execution providers in priority order (default from ``device``); e.g.
-            ``["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]``.
-        intra_op_threads: threads per operator (0: ONNX Runtime's default, one per core).
-        graph_optimization: ``disable``, ``basic``, ``extended`` or ``all``.
-        io_binding: keep inputs and outputs on the GPU (default: on for CUDA devices).
-        trt_cache_dir: where the TensorRT provider caches engines (default ``.trt-cache`` beside the file).
-        spin_wait: let idle operator threads busy-wait between runs (ONNX Runtime's default; off
-            here because it slows the host pre-processing that runs between batches).
-    """
-    if path.suffix.lower() != ".onnx":
-        raise SSDDeployError(f"{path}: ONNX Runtime reads .onnx files")
-    return OnnxRuntimeRunner(path, device, precision, providers, intra_op_threads, graph_optimization, io_binding, trt_cache_dir, spin_wait)
+# The runtime module's entry point (see registry.py): the runner's constructor.
+open_runner = OnnxRuntimeRunner

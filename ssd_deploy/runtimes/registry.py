@@ -9,7 +9,6 @@ Each runtime lives in its own module, imported only when used (so a missing pack
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import zipfile
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import RuntimeUnavailableError, SSDDeployError
+from ..lookup import lookup
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,7 @@ RUNTIMES: dict[str, RuntimeSpec] = {
 
 def get_runtime(name: str) -> RuntimeSpec:
     """The runtime called ``name``; a typo gets the closest names suggested."""
-    try:
-        return RUNTIMES[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, RUNTIMES, n=2)
-        hint = f" Did you mean {' or '.join(close)}?" if close else ""
-        raise SSDDeployError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}.{hint}") from None
+    return lookup(RUNTIMES, name, "runtime")
 
 
 def runtime_for_file(path: Path) -> str:
