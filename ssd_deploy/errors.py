@@ -10,41 +10,39 @@ class SSDDeployError(Exception):
     """
 
 
-class ImageReadError(SSDDeployError):
+class LocatedError(SSDDeployError):
+    """An error about one thing (a file, a runtime): the message is ``<where>: <problem>``."""
+
+    def __init__(self, where: object, problem: str) -> None:
+        self.where = str(where)
+        self.problem = problem
+        super().__init__(f"{self.where}: {problem}")
+
+    @property
+    def path(self) -> str:
+        """The file the error is about (``where``)."""
+        return self.where
+
+
+class ImageReadError(LocatedError):
     """An image file is missing, unreadable, truncated or of an unsupported kind."""
 
-    def __init__(self, path: object, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
-
-class CheckpointError(SSDDeployError):
+class CheckpointError(LocatedError):
     """A checkpoint is missing, corrupt, of an unknown kind or for another model."""
-
-    def __init__(self, path: object, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 class ConfigError(SSDDeployError, ValueError):
     """A model, prior or post-processing configuration is inconsistent."""
 
 
-class ExportError(SSDDeployError):
+class ExportError(LocatedError):
     """An export failed, did not verify, or an exported file is missing, foreign or malformed."""
 
-    def __init__(self, path: object, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
-
-class RuntimeUnavailableError(SSDDeployError):
+class RuntimeUnavailableError(LocatedError):
     """A runtime, device or precision was asked for that this machine or file cannot provide."""
 
     def __init__(self, runtime: str, problem: str) -> None:
         self.runtime = runtime
-        self.problem = problem
-        super().__init__(f"runtime {runtime}: {problem}")
+        super().__init__(f"runtime {runtime}", problem)

@@ -93,13 +93,11 @@ def _detector(args: argparse.Namespace) -> Detector:
     name = runtime_for_file(args.model) if args.runtime == "auto" else args.runtime
     options = {"postprocess": postprocess, "expected_arch": args.arch} if name == "pytorch" else {}
     detector = load(args.model, name, args.device, args.precision, max_batch=args.batch_size, **options)
-    built_in = detector.metadata.score_threshold
-    detector.min_score = max(DEFAULT_SCORE, built_in) if args.score is None else args.score
-    if detector.min_score < built_in:
+    try:
+        detector.set_min_score(max(DEFAULT_SCORE, detector.metadata.score_threshold) if args.score is None else args.score)
+    except SSDDeployError:
         detector.close()
-        raise SSDDeployError(
-            f"{args.model}: --score {args.score} is below the {built_in} built into the model. Note: re-export it with a lower --score"
-        )
+        raise
     if args.arch is not None and detector.metadata.arch != args.arch:
         detector.close()
         raise SSDDeployError(f"{args.model}: a model of architecture {detector.metadata.arch!r}, not {args.arch!r}")

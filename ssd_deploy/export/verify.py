@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -75,6 +75,17 @@ def verification_images(folder: Path | None) -> list[Path]:
     return found
 
 
+def _run_both(
+    reference: nn.Module, run: Callable[[Tensor], tuple[Tensor, ...]], batches: Sequence[Tensor]
+) -> Iterator[tuple[Tensor, Sequence[Tensor], Sequence[Tensor]]]:
+    """Each batch with the eager graph's outputs and the loaded file's."""
+    device = next(iter(reference.buffers())).device
+    for batch in batches:
+        with torch.inference_mode():
+            expected = reference(batch.to(device))
+        yield batch, expected, run(batch)
+
+
 def verify(
     reference: nn.Module,
     run: Callable[[Tensor], tuple[Tensor, ...]],
@@ -85,12 +96,8 @@ def verify(
     iou_threshold: float,
 ) -> Comparison:
     """Compare ``run`` (the loaded export) with ``reference`` (the eager graph) on ``batches``."""
-    device = next(iter(reference.buffers())).device
     result: Comparison | None = None
-    for batch in batches:
-        with torch.inference_mode():
-            expected = reference(batch.to(device))
-        actual = run(batch)
+    for _, expected, actual in _run_both(reference, run, batches):
         if nms:
             comparison = compare_detections(expected, actual, tolerances, score_threshold, iou_threshold)
         else:
@@ -112,12 +119,8 @@ def verify_recall(
 
     Files without NMS get the shared selection (:func:`select_padded`) applied to both runs first.
     """
-    device = next(iter(reference.buffers())).device
     result = Comparison("recall", Tolerances(score_atol=criterion.score_margin, min_iou=criterion.min_iou))
-    for batch in batches:
-        with torch.inference_mode():
-            expected = reference(batch.to(device))
-        actual = run(batch)
+    for batch, expected, actual in _run_both(reference, run, batches):
         if not nms:
             expected, actual = (_select(outputs, postprocess) for outputs in (expected, actual))
         result.images += batch.shape[0]

@@ -56,12 +56,17 @@ class Detector:
     last_times: StageTimes = field(default_factory=StageTimes)
 
     def __post_init__(self) -> None:
+        self.set_min_score(self.min_score)
+
+    def set_min_score(self, min_score: float | None) -> None:
+        """Report only detections above ``min_score`` (None: the model's threshold); an error below it."""
         built_in = self.runner.metadata.score_threshold
-        if self.min_score is not None and self.min_score < built_in:
+        if min_score is not None and min_score < built_in:
             raise SSDDeployError(
-                f"{self.runner.path}: score threshold {self.min_score} is below the {built_in} built into the model. "
+                f"{self.runner.path}: score threshold {min_score} is below the {built_in} built into the model. "
                 "Note: detections under it were dropped inside the model; re-export with a lower --score"
             )
+        self.min_score = min_score
 
     @property
     def metadata(self):
@@ -131,7 +136,7 @@ class Detector:
             outputs = {"num_detections": padded.num_detections, "boxes": padded.boxes, "scores": padded.scores, "labels": padded.labels}
         detections = to_detections(
             outputs["num_detections"], outputs["boxes"], outputs["scores"], outputs["labels"], sizes, metadata.class_names
-        )[: len(images)]
+        )  # one per original size: padding rows of a fixed batch are left out
         if self.min_score is not None:
             detections = [d.above(self.min_score) for d in detections]
         times.postprocess_ms += (time.perf_counter() - start) * 1e3

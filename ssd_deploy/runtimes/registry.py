@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -44,7 +44,7 @@ class RuntimeSpec:
     module: str
     suffixes: tuple[str, ...]
     description: str
-    extra: str = field(default="")  # the pip extra that installs it
+    extra: str = ""  # the pip extra that installs it
 
     def implementation(self) -> ModuleType:
         return importlib.import_module(f"{__package__}.{self.module}")
