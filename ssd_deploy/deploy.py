@@ -2,7 +2,7 @@
 
     images [N, 3, H, W] RGB in [0, 1]
       -> normalise -> backbone -> heads            (SSD.forward)
-      -> decode with priors -> softmax              (postprocess.decode_predictions)
+      -> decode with priors -> softmax (or sigmoid)  (postprocess.decode_predictions)
       -> threshold, top-k, class-aware NMS, pad     (postprocess.select_padded)
       -> num_detections [N], boxes [N, K, 4] xyxy in [0, 1], scores [N, K], labels [N, K]
 
@@ -22,6 +22,13 @@ from torch import Tensor, nn
 from .postprocess import PaddedDetections, PostprocessConfig, decode_predictions, select_padded
 
 
+def _uses_sigmoid(model: nn.Module, sigmoid: bool | None) -> bool:
+    if sigmoid is not None:
+        return sigmoid
+    config = getattr(model, "config", None)
+    return getattr(config, "score_function", "softmax") == "sigmoid"
+
+
 def _priors_of(model: nn.Module, priors: Tensor | None) -> Tensor:
     if priors is not None:
         return priors
@@ -38,16 +45,19 @@ class DecodeModule(nn.Module):
         model: maps images to ``(loc [N, P, 4], logits [N, P, C])``: an :class:`SSD`, or that
             network traced or cast to another precision.
         priors: Tensor[P, 4] cxcywh; taken from ``model.priors`` when omitted.
+        sigmoid: per-class sigmoid scores instead of softmax; taken from
+            ``model.config.score_function`` when omitted.
     """
 
-    def __init__(self, model: nn.Module, priors: Tensor | None = None) -> None:
+    def __init__(self, model: nn.Module, priors: Tensor | None = None, sigmoid: bool | None = None) -> None:
         super().__init__()
         self.model = model
+        self.sigmoid = _uses_sigmoid(model, sigmoid)
         self.register_buffer("priors", _priors_of(model, priors).detach().clone().float(), persistent=False)
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         loc, logits = self.model(images)
-        return decode_predictions(loc, logits, self.priors)
+        return decode_predictions(loc, logits, self.priors, sigmoid=self.sigmoid)
 
 
 class DeployModule(DecodeModule):
@@ -57,9 +67,13 @@ class DeployModule(DecodeModule):
     """
 
     def __init__(
-        self, model: nn.Module, postprocess: PostprocessConfig = PostprocessConfig(), priors: Tensor | None = None
+        self,
+        model: nn.Module,
+        postprocess: PostprocessConfig = PostprocessConfig(),
+        priors: Tensor | None = None,
+        sigmoid: bool | None = None,
     ) -> None:
-        super().__init__(model, priors)
+        super().__init__(model, priors, sigmoid)
         self.postprocess = postprocess
         self.score_threshold = float(postprocess.score_threshold)
         self.iou_threshold = float(postprocess.iou_threshold)
@@ -68,7 +82,7 @@ class DeployModule(DecodeModule):
 
     def forward(self, images: Tensor) -> PaddedDetections:
         loc, logits = self.model(images)
-        boxes, scores = decode_predictions(loc, logits, self.priors)
+        boxes, scores = decode_predictions(loc, logits, self.priors, sigmoid=self.sigmoid)
         return select_padded(
             boxes, scores, self.score_threshold, self.iou_threshold, self.max_detections, self.topk_candidates
         )

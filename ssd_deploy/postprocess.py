@@ -46,18 +46,23 @@ class PaddedDetections(NamedTuple):
 
 
 def decode_predictions(
-    loc: Tensor, logits: Tensor, priors: Tensor, variances: Variances = SSD_VARIANCES
+    loc: Tensor, logits: Tensor, priors: Tensor, variances: Variances = SSD_VARIANCES, sigmoid: bool = False
 ) -> tuple[Tensor, Tensor]:
     """Decode the raw head outputs.
 
     Args:
         loc: Tensor[N, P, 4] offsets. logits: Tensor[N, P, C]. priors: Tensor[P, 4] cxcywh.
+        sigmoid: per-class sigmoid scores (models trained with the focal loss) instead of a
+            softmax over all classes.
 
     Returns:
-        boxes: Tensor[N, P, 4] xyxy clipped to [0, 1]; scores: Tensor[N, P, C] softmax
-        probabilities (column 0 is background).
+        boxes: Tensor[N, P, 4] xyxy clipped to [0, 1]; scores: Tensor[N, P, C] probabilities;
+        column 0 is background (zero with ``sigmoid``: such models have no background score).
     """
     boxes = decode(loc, priors, variances).clamp(min=0.0, max=1.0)
+    if sigmoid:
+        foreground = torch.sigmoid(logits[:, :, 1:])
+        return boxes, torch.cat((torch.zeros_like(logits[:, :, :1]), foreground), dim=-1)
     return boxes, torch.softmax(logits, dim=-1)
 
 
@@ -164,8 +169,8 @@ def _torchvision_grouped_nms(
 
 
 def postprocess(
-    loc: Tensor, logits: Tensor, priors: Tensor, config: PostprocessConfig = PostprocessConfig()
+    loc: Tensor, logits: Tensor, priors: Tensor, config: PostprocessConfig = PostprocessConfig(), sigmoid: bool = False
 ) -> PaddedDetections:
     """Decode, softmax and select: raw head outputs to padded detections (see module docstring)."""
-    boxes, scores = decode_predictions(loc, logits, priors)
+    boxes, scores = decode_predictions(loc, logits, priors, sigmoid=sigmoid)
     return select_detections(boxes, scores, config)

@@ -134,6 +134,7 @@ def export_model(
         nms=options.nms,
         postprocess=options.postprocess,
         batch=None if options.dynamic_batch else options.batch,
+        sigmoid=model.config.score_function == "sigmoid",
     )
     metadata = describe_model(
         model, names, options.postprocess, spec.nms, spec.batch, options.precision, options.format

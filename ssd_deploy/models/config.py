@@ -10,6 +10,7 @@ from ..priors import PriorConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+SCORE_FUNCTIONS = ("softmax", "sigmoid")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,10 @@ class ModelConfig:
         mean, std: per-channel RGB normalisation applied inside the model to inputs in [0, 1].
         reduced_tail: MobileNetV3 only: halve the last stage's channels (torchvision's choice
             when no ImageNet weights are used).
+        feature_indices: which of the backbone's feature maps feed the head (custom prior
+            layouts such as 4x4 / 2x2 / 1x1 grids); None: all of them, as in the presets.
+        score_function: "softmax" over all classes (the paper's loss) or "sigmoid" per class
+            (models trained with the focal loss); decoding applies it.
     """
 
     arch: str
@@ -33,6 +38,8 @@ class ModelConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     reduced_tail: bool = False
+    feature_indices: tuple[int, ...] | None = None
+    score_function: str = "softmax"
 
     def __post_init__(self) -> None:
         if self.num_classes < 2:
@@ -42,6 +49,14 @@ class ModelConfig:
             )
         if len(self.input_size) != 2 or min(self.input_size) < 32:
             raise ConfigError(f"ModelConfig: input_size={self.input_size}. Note: expected (height, width) >= 32.")
+        if self.score_function not in SCORE_FUNCTIONS:
+            raise ConfigError(f"ModelConfig: score_function={self.score_function!r}. Note: expected one of {SCORE_FUNCTIONS}")
+        indices = self.feature_indices
+        if indices is not None and (len(indices) != len(self.priors.feature_maps) or list(indices) != sorted(set(indices)) or min(indices) < 0):
+            raise ConfigError(
+                f"ModelConfig: feature_indices={indices}. Note: expected increasing backbone map indices, one per "
+                f"prior feature map ({len(self.priors.feature_maps)})"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for checkpoints and exported metadata)."""
@@ -53,6 +68,8 @@ class ModelConfig:
             "mean": list(self.mean),
             "std": list(self.std),
             "reduced_tail": self.reduced_tail,
+            "feature_indices": None if self.feature_indices is None else list(self.feature_indices),
+            "score_function": self.score_function,
         }
 
     @classmethod
@@ -67,6 +84,8 @@ class ModelConfig:
                 mean=tuple(float(v) for v in data["mean"]),
                 std=tuple(float(v) for v in data["std"]),
                 reduced_tail=bool(data.get("reduced_tail", False)),
+                feature_indices=None if data.get("feature_indices") is None else tuple(int(i) for i in data["feature_indices"]),
+                score_function=str(data.get("score_function", "softmax")),
             )
         except (KeyError, TypeError, IndexError, ValueError) as error:
             raise ConfigError(f"model config: missing or malformed field ({error!r})") from error

@@ -6,6 +6,7 @@ column, prior), the order of :func:`ssd_deploy.priors.generate_priors` and of to
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -82,3 +83,12 @@ class DetectionHead(nn.Module):
 
     def forward(self, features: list[Tensor]) -> tuple[Tensor, Tensor]:
         return self.regression(features), self.classification(features)
+
+    def init_sigmoid_bias(self, prior_probability: float = 0.01) -> None:
+        """Start every class score near ``prior_probability`` (RetinaNet's initialisation, section
+        4.1 of the focal loss paper): otherwise the focal loss of thousands of easy background
+        priors swamps the first updates of a sigmoid-scored model."""
+        bias = -math.log((1.0 - prior_probability) / prior_probability)
+        for predictor in self.classification.predictors:
+            last = [m for m in predictor.modules() if isinstance(m, nn.Conv2d)][-1]
+            nn.init.constant_(last.bias, bias)

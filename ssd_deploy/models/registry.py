@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -132,14 +132,25 @@ register(
 )
 
 
-def feature_map_sizes(arch: str, input_size: Size, reduced_tail: bool = False) -> tuple[Size, ...]:
+def feature_map_sizes(arch: str, input_size: Size, reduced_tail: bool = False, partial: bool = False) -> tuple[Size, ...]:
     """(height, width) of each backbone feature map for ``input_size``, computed on the meta
-    device (shapes only, no arithmetic)."""
+    device (shapes only, no arithmetic).
+
+    With ``partial``, an input too small for the last extra blocks gives the maps before them
+    (a custom prior layout may not need the rest) instead of an error.
+    """
     spec = get_arch(arch)
     probe = ModelConfig(arch, 2, tuple(input_size), paper_ssd300_priors(), reduced_tail=reduced_tail)
     with torch.device("meta"):
         backbone = spec.make_backbone(probe).eval()
-        features = backbone(torch.empty(1, 3, *input_size))
+        while True:
+            try:
+                features = backbone(torch.empty(1, 3, *input_size))
+                break
+            except RuntimeError:
+                if not partial or len(backbone.out_channels) <= 1:
+                    raise
+                _trim_unused_extras(backbone, len(backbone.out_channels) - 2)
     sizes = tuple((int(f.shape[-2]), int(f.shape[-1])) for f in features)
     if min(min(s) for s in sizes) < 1:
         raise ConfigError(f"{arch}: input size {tuple(input_size)} is too small for this backbone")
@@ -154,6 +165,8 @@ def make_config(
     mean: tuple[float, float, float] | None = None,
     std: tuple[float, float, float] | None = None,
     reduced_tail: bool = False,
+    feature_indices: Sequence[int] | None = None,
+    score_function: str = "softmax",
 ) -> ModelConfig:
     """Build a :class:`ModelConfig` from a preset, filling in what is not given.
 
@@ -163,20 +176,20 @@ def make_config(
         input_size: (height, width); the preset's by default.
         priors: a prior style name of the preset, or a full :class:`PriorConfig`.
         mean, std: RGB normalisation of [0, 1] inputs; the preset's by default.
+        feature_indices: with a custom ``PriorConfig``, which backbone maps it uses; by default
+            the first maps, in order, whose sizes equal the prior config's ``feature_maps``.
+        score_function: "softmax" (the paper) or "sigmoid" (focal-loss training).
     """
     spec = get_arch(arch)
     size = tuple(input_size) if input_size is not None else spec.input_size
     try:
-        maps = feature_map_sizes(arch, size, reduced_tail)
+        maps = feature_map_sizes(arch, size, reduced_tail, partial=isinstance(priors, PriorConfig))
     except (RuntimeError, ValueError) as error:
         raise ConfigError(f"{arch}: input size {size} is too small for this backbone ({error})") from error
+    indices: tuple[int, ...] | None = None
     if isinstance(priors, PriorConfig):
         prior_config = priors
-        if prior_config.feature_maps != maps:
-            raise ConfigError(
-                f"{arch} at {size}: prior feature maps {prior_config.feature_maps} differ from the "
-                f"backbone's {maps}."
-            )
+        indices = select_feature_maps(arch, size, maps, prior_config.feature_maps, feature_indices)
     else:
         style = priors or spec.default_prior_style
         if style not in spec.prior_styles:
@@ -190,20 +203,71 @@ def make_config(
         mean=tuple(mean or spec.mean),
         std=tuple(std or spec.std),
         reduced_tail=reduced_tail,
+        feature_indices=indices,
+        score_function=score_function,
     )
+
+
+def select_feature_maps(
+    arch: str, size: Size, backbone_maps: Sequence[Size], wanted: Sequence[Size], indices: Sequence[int] | None = None
+) -> tuple[int, ...] | None:
+    """Indices of the backbone maps a prior layout predicts on (None when it uses all of them).
+
+    Without ``indices``, the wanted sizes are matched in order to the earliest backbone maps of
+    those sizes. Raises ConfigError listing the backbone's maps when they cannot be matched.
+    """
+    listing = ", ".join(f"{i}: {h}x{w}" for i, (h, w) in enumerate(backbone_maps))
+    wanted = [tuple(m) for m in wanted]
+    if indices is None:
+        found, start = [], 0
+        for target in wanted:
+            match = next((i for i in range(start, len(backbone_maps)) if tuple(backbone_maps[i]) == target), None)
+            if match is None:
+                raise ConfigError(
+                    f"{arch} at {size[0]}x{size[1]}: prior feature maps {wanted} are not, in order, among the "
+                    f"backbone's maps ({listing}). Note: change the input size or the prior feature maps"
+                )
+            found.append(match)
+            start = match + 1
+        indices = found
+    indices = tuple(int(i) for i in indices)
+    if len(indices) != len(wanted) or any(not 0 <= i < len(backbone_maps) for i in indices) or list(indices) != sorted(set(indices)):
+        raise ConfigError(f"{arch}: feature_indices {indices} do not pick {len(wanted)} increasing maps among ({listing})")
+    picked = [tuple(backbone_maps[i]) for i in indices]
+    if picked != wanted:
+        raise ConfigError(f"{arch}: feature_indices {indices} give maps {picked}, the priors expect {wanted}")
+    return None if indices == tuple(range(len(backbone_maps))) else indices
+
+
+def _trim_unused_extras(backbone: nn.Module, last_used: int) -> None:
+    """Drop the trailing extra blocks whose maps no prior uses (they would hold parameters that
+    never get a gradient, which DistributedDataParallel rejects)."""
+    unused = len(backbone.out_channels) - 1 - last_used
+    extras = next((getattr(backbone, n) for n in ("extra", "extras", "additional") if hasattr(backbone, n)), None)
+    if unused > 0 and isinstance(extras, nn.ModuleList) and len(extras) >= unused:
+        del extras[len(extras) - unused :]
+        backbone.out_channels = tuple(backbone.out_channels[: last_used + 1])
+    elif unused > 0:
+        raise ConfigError(f"{type(backbone).__name__}: cannot drop its last {unused} feature maps")
 
 
 def build_model(config: ModelConfig) -> SSD:
     """Instantiate the detector described by ``config`` with freshly initialised weights."""
     spec = get_arch(config.arch)
     backbone = spec.make_backbone(config)
-    if len(backbone.out_channels) != len(config.priors.feature_maps):
+    channels = tuple(backbone.out_channels)
+    if config.feature_indices is not None:
+        if max(config.feature_indices) >= len(channels):
+            raise ConfigError(f"{config.arch}: feature_indices {config.feature_indices} beyond the backbone's {len(channels)} maps")
+        _trim_unused_extras(backbone, max(config.feature_indices))
+        channels = tuple(channels[i] for i in config.feature_indices)
+    if len(channels) != len(config.priors.feature_maps):
         raise ConfigError(
             f"{config.arch}: the backbone gives {len(backbone.out_channels)} feature maps, the prior "
             f"config has {len(config.priors.feature_maps)}"
         )
     head = DetectionHead(
-        backbone.out_channels,
+        channels,
         config.priors.priors_per_location(),
         config.num_classes,
         kind=spec.head,

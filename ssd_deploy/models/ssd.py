@@ -33,4 +33,7 @@ class SSD(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         x = (images - self.mean) / self.std
-        return self.head(self.backbone(x))
+        features = self.backbone(x)
+        if self.config.feature_indices is not None:  # a custom prior layout uses some of the maps
+            features = [features[i] for i in self.config.feature_indices]
+        return self.head(features)

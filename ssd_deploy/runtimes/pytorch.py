@@ -73,7 +73,7 @@ class PyTorchRunner(Runner):
             # Only the network: decoding and NMS have data-dependent shapes, which would make the
             # compiled graph break and recompile (measured 3x slower than eager when compiled whole).
             network = torch.compile(network.to(target))
-        self.module = DeployModule(network, postprocess, priors=model.priors).to(target).eval()
+        self.module = DeployModule(network, postprocess, priors=model.priors, sigmoid=model.config.score_function == "sigmoid").to(target).eval()
         self._target = target
 
     def _infer(self, batch: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, ...]:
