@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 out=runs/quickstart
 .venv/bin/ssd-shapes "$out/samples" --num 4 --seed 0
-.venv/bin/ssd-detect "$out/samples/images" --arch ssdlite_mobilenet_v3 --score 0.15 --max-det 20 --out "$out/detections"
+.venv/bin/ssd-detect "$out/samples/JPEGImages" --arch ssdlite_mobilenet_v3 --score 0.15 --max-det 20 --out "$out/detections"
 .venv/bin/ssd-detect --list-runtimes
 echo "quickstart: annotated pictures and JSON detections are in $out/detections/"

@@ -46,3 +46,7 @@ class RuntimeUnavailableError(LocatedError):
     def __init__(self, runtime: str, problem: str) -> None:
         self.runtime = runtime
         super().__init__(f"runtime {runtime}", problem)
+
+
+class DatasetError(LocatedError):
+    """A dataset is missing, malformed, or holds bad images or annotations."""

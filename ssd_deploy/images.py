@@ -12,7 +12,7 @@ from .errors import ImageReadError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def _looks_truncated(data: bytes) -> str | None:
+def truncation_problem(data: bytes) -> str | None:
     """Why a JPEG/PNG byte string is cut short, or None. OpenCV decodes a truncated JPEG into a
     half-grey picture with only a warning on stderr, so the end markers are checked here."""
     if data[:3] == b"\xff\xd8\xff" and b"\xff\xd9" not in data[-64:].rstrip(b"\x00"):
@@ -57,7 +57,7 @@ def read_image(path: str | Path) -> np.ndarray:
     data = path.read_bytes()
     if not data:
         raise ImageReadError(path, "empty file")
-    problem = _looks_truncated(data)
+    problem = truncation_problem(data)
     if problem:
         raise ImageReadError(path, problem)
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)

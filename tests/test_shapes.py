@@ -1,4 +1,5 @@
-"""The synthetic shapes dataset: deterministic, and its boxes describe what is drawn."""
+"""The synthetic shapes dataset: deterministic, its boxes describe what is drawn, and its VOC and
+COCO annotations say the same thing."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import hashlib
 import numpy as np
 from pycocotools.coco import COCO
 
-from ssd_deploy.data.shapes import SHAPE_CLASSES, generate_shapes_dataset, render_scene
+from ssd_deploy.cli.shapes import main
+from ssd_deploy.data import load_dataset
+from ssd_deploy.data.shapes import CLASS_NAMES, SHAPE_CLASSES, generate_shapes_dataset, render_scene
 
 
 def test_scenes_are_deterministic_and_boxes_valid():
@@ -27,9 +30,45 @@ def test_scenes_are_deterministic_and_boxes_valid():
 def test_dataset_files_are_identical_for_a_seed_and_load_in_pycocotools(tmp_path):
     first = generate_shapes_dataset(tmp_path / "a", 5, seed=7, size=(64, 64), progress=False)
     second = generate_shapes_dataset(tmp_path / "b", 5, seed=7, size=(64, 64), progress=False)
-    digest = lambda root: [hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((root / "images").iterdir())]
-    assert first.read_text() == second.read_text() and digest(tmp_path / "a") == digest(tmp_path / "b")
-    coco = COCO(str(first))
-    assert len(coco.getImgIds()) == 5
+    assert first == tmp_path / "a"
+    files = lambda root: sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file())
+    assert files(first) == files(second) and len(files(first)) == 5 + 5 + 3  # images, XML, trainval.txt, labels.txt, JSON
+    digest = lambda root: [hashlib.sha256((root / p).read_bytes()).hexdigest() for p in files(root)]
+    assert digest(first) == digest(second)
+    assert (first / "ImageSets" / "Main" / "trainval.txt").read_text().split() == [f"shapes_{i:05d}" for i in range(5)]
+    coco = COCO(str(first / "annotations.json"))
+    assert len(coco.getImgIds()) == 5 and coco.loadImgs(0)[0]["file_name"] == "JPEGImages/shapes_00000.png"
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(SHAPE_CLASSES)
     assert len(coco.getAnnIds()) > 0
+
+
+def test_voc_and_coco_annotations_load_as_the_same_records(tmp_path):
+    root = generate_shapes_dataset(tmp_path, 12, seed=3, size=(96, 128), progress=False)
+    voc = load_dataset(root, "voc", split="trainval")  # label order from labels.txt
+    coco = load_dataset(root, "coco")
+    assert voc.class_names == coco.class_names == list(CLASS_NAMES) and voc.report.summary() == ""  # nothing unusual
+    assert len(voc.records) == len(coco.records) == 12 and voc.report.boxes == coco.report.boxes > 12
+    for a, b in zip(voc.records, coco.records):
+        assert (a.path, a.image_id, a.width, a.height) == (b.path, b.image_id, 128, 96)
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_array_equal(a.difficult, b.difficult)
+    # The records are the scenes as drawn: same seed, same boxes.
+    rng = np.random.default_rng(3)
+    for record in coco.records:
+        scene = render_scene(rng, (96, 128))
+        np.testing.assert_array_equal(record.boxes, scene.boxes)
+        np.testing.assert_array_equal(record.labels, scene.labels)
+    # Without labels.txt VOC sorts the names it finds; each box keeps its class name.
+    (root / "labels.txt").unlink()
+    default = load_dataset(root)
+    assert default.class_names == ["__background__", *sorted(SHAPE_CLASSES)]
+    names = lambda dataset: [[dataset.class_names[label] for label in r.labels] for r in dataset.records]
+    assert names(default) == names(coco)
+
+
+def test_cli_writes_the_dataset(tmp_path, capsys):
+    assert main([str(tmp_path / "out"), "--num", "2", "--size", "32", "48"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "JPEGImages").iterdir()) == ["shapes_00000.png", "shapes_00001.png"]
+    assert "JPEGImages" in capsys.readouterr().out
+    assert len(load_dataset(tmp_path / "out")) == 2

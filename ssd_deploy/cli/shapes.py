@@ -13,8 +13,10 @@ from . import run_cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ssd-shapes",
-        description=f"Generate images of coloured shapes ({', '.join(SHAPE_CLASSES)}) on noisy backgrounds, "
-        "with COCO annotations (OUT/images/*.png, OUT/annotations.json). Same seed, same files.",
+        description=f"Generate images of coloured shapes ({', '.join(SHAPE_CLASSES)}) on noisy backgrounds "
+        "as one dataset with VOC and COCO annotations of the same images: OUT/JPEGImages/*.png, "
+        "OUT/Annotations/*.xml and OUT/ImageSets/Main/trainval.txt (VOC), OUT/annotations.json (COCO). "
+        "Same seed, same files.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("out", type=Path, help="output folder")
@@ -22,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed")
     parser.add_argument("--size", type=int, nargs=2, default=(320, 320), metavar=("HEIGHT", "WIDTH"), help="image size in pixels")
     args = parser.parse_args(argv)
-    path = generate_shapes_dataset(args.out, args.num, seed=args.seed, size=tuple(args.size))
-    print(f"wrote {args.num} images and {path}")
+    root = generate_shapes_dataset(args.out, args.num, seed=args.seed, size=tuple(args.size))
+    print(f"wrote {args.num} images to {root / 'JPEGImages'}, with VOC annotations ({root / 'Annotations'}, "
+          f"{root / 'ImageSets' / 'Main' / 'trainval.txt'}) and COCO annotations ({root / 'annotations.json'})")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,19 +111,36 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int] = (320, 320), m
 def generate_shapes_dataset(
     out_dir: str | Path, num_images: int, seed: int = 0, size: tuple[int, int] = (320, 320), progress: bool = True
 ) -> Path:
-    """Write ``num_images`` scenes as ``out_dir/images/*.png`` and COCO ``out_dir/annotations.json``.
+    """Write ``num_images`` scenes of ``size`` = (height, width) as one dataset in two formats.
 
-    The same seed always gives the same files. Returns the annotation file's path.
+    Layout (the images are shared)::
+
+        out_dir/JPEGImages/shapes_00000.png       the images (PNG, despite VOC's folder name)
+        out_dir/Annotations/shapes_00000.xml      VOC annotations
+        out_dir/ImageSets/Main/trainval.txt       VOC image set: every image
+        out_dir/labels.txt                         class names in label order (VOC has no such list)
+        out_dir/annotations.json                  COCO annotations (file_name "JPEGImages/...")
+
+    Both describe the same boxes and label map: ``load_dataset(out_dir, "voc")`` and
+    ``load_dataset(out_dir, "coco")`` give equal records, labels in CLASS_NAMES' order (VOC reads
+    it from ``labels.txt``). ``annotations.json`` is written last, so a complete dataset has it.
+    The same seed always gives the same files.
+
+    Returns:
+        The dataset root, ``out_dir``.
     """
     out_dir = Path(out_dir)
-    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (out_dir / folder).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    images, annotations = [], []
+    images, annotations, stems = [], [], []
     for index in tqdm(range(num_images), desc="shapes", unit="img", disable=not progress):
         scene = render_scene(rng, size)
-        name = f"shapes_{index:05d}.png"
-        cv2.imwrite(str(out_dir / "images" / name), scene.image)
-        images.append({"id": index, "file_name": f"images/{name}", "height": size[0], "width": size[1]})
+        stem = f"shapes_{index:05d}"
+        cv2.imwrite(str(out_dir / "JPEGImages" / f"{stem}.png"), scene.image)
+        _write_voc_xml(out_dir / "Annotations" / f"{stem}.xml", f"{stem}.png", scene, size)
+        stems.append(stem)
+        images.append({"id": index, "file_name": f"JPEGImages/{stem}.png", "height": size[0], "width": size[1]})
         for box, label in zip(scene.boxes.tolist(), scene.labels.tolist()):
             x1, y1, x2, y2 = box
             annotations.append(
@@ -135,7 +153,34 @@ def generate_shapes_dataset(
                     "iscrowd": 0,
                 }
             )
+    (out_dir / "ImageSets" / "Main" / "trainval.txt").write_text("".join(f"{stem}\n" for stem in stems))
+    (out_dir / "labels.txt").write_text("".join(f"{name}\n" for name in SHAPE_CLASSES))  # VOC label order
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(SHAPE_CLASSES)]
     path = out_dir / "annotations.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
-    return path
+    return out_dir
+
+
+def _write_voc_xml(path: Path, filename: str, scene: Scene, size: tuple[int, int]) -> None:
+    """One VOC annotation. Our boxes are continuous xyxy with integer corners; VOC's are 1-based
+    pixel indices, both ends included, so xmin = x1 + 1 and xmax = x2 (and the same for y)."""
+    height, width = size
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = "JPEGImages"
+    ET.SubElement(root, "filename").text = filename
+    image_size = ET.SubElement(root, "size")
+    for key, value in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(image_size, key).text = str(value)
+    ET.SubElement(root, "segmented").text = "0"
+    for (x1, y1, x2, y2), label in zip(scene.boxes.astype(int).tolist(), scene.labels.tolist()):
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = CLASS_NAMES[label]
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        cut = x1 == 0 or y1 == 0 or x2 == width or y2 == height  # touches the border: likely cut by it
+        ET.SubElement(obj, "truncated").text = str(int(cut))
+        ET.SubElement(obj, "difficult").text = "0"
+        box = ET.SubElement(obj, "bndbox")
+        for key, value in (("xmin", x1 + 1), ("ymin", y1 + 1), ("xmax", x2), ("ymax", y2)):
+            ET.SubElement(box, key).text = str(value)
+    ET.indent(root)
+    path.write_bytes(ET.tostring(root, encoding="utf-8") + b"\n")
