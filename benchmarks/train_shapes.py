@@ -1,0 +1,75 @@
+"""Train SSDLite on a large generated shapes set towards mAP@0.5 >= 0.85 on held-out shapes, and
+record training throughput (images/s) and peak memory.
+
+    python benchmarks/train_shapes.py                       # the full run (hours on 2 CPU cores)
+    python benchmarks/train_shapes.py --epochs 2 --train-images 500   # a quick look
+
+Writes <output>/benchmark.json (settings, per-epoch log, best mAP, images/s, peak RSS / CUDA
+memory, machine) beside the run's own last.pt, best.pt, log.csv and curves.png. Exit code 1 when
+the target mAP is not reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ssd_deploy.checkpoint import atomic_write
+from ssd_deploy.training import TrainConfig
+from ssd_deploy.training.trainer import train
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--arch", default="ssdlite_mobilenet_v2", help="architecture")
+    parser.add_argument("--input-size", type=int, default=192, help="square network input in pixels")
+    parser.add_argument("--train-images", type=int, default=8000, help="generated training images")
+    parser.add_argument("--val-images", type=int, default=500, help="generated held-out images")
+    parser.add_argument("--epochs", type=int, default=60, help="epochs")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size")
+    parser.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate (cosine schedule)")
+    parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    parser.add_argument("--target", type=float, default=0.85, help="mAP@0.5 (VOC all-point) to reach")
+    parser.add_argument("--output", default="runs/bench-train-shapes", help="run folder")
+    args = parser.parse_args()
+    config = TrainConfig(
+        arch=args.arch, input_size=(args.input_size, args.input_size), data="shapes", shapes_train=args.train_images,
+        shapes_val=args.val_images, epochs=args.epochs, batch_size=args.batch_size, optimizer="adamw", lr=args.lr,
+        weight_decay=1e-4, schedule="cosine", warmup_epochs=1.0, workers=args.workers, output=args.output,
+        eval_every=max(1, args.epochs // 10),
+    )
+    started = time.perf_counter()
+    result = train(config)
+    seconds = time.perf_counter() - started
+    rows = result.history
+    images_per_s = [r["images_per_s"] for r in rows]
+    report = {
+        "settings": config.to_dict(),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
+                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                    "torch": torch.__version__, "python": sys.version.split()[0]},
+        "best_map50": result.best_value,
+        "target_map50": args.target,
+        "reached": result.best_value is not None and result.best_value >= args.target,
+        "training_images_per_s_median": sorted(images_per_s)[len(images_per_s) // 2] if images_per_s else None,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_cuda_mib": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,
+        "wall_s": seconds,
+        "epochs": rows,
+    }
+    path = Path(args.output) / "benchmark.json"
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+    print(f"best mAP@0.5 {result.best_value} (target {args.target}); {report['training_images_per_s_median']:.1f} img/s; "
+          f"peak RSS {report['peak_rss_mib']:.0f} MiB; {seconds / 60:.1f} min; wrote {path}")
+    return 0 if report["reached"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

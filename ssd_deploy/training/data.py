@@ -1,0 +1,106 @@
+"""The training and validation data of a run: datasets, augmentation and per-epoch loaders.
+
+Every epoch's randomness (sample order, augmentation draws, worker seeds) is derived from
+``(seed, epoch)`` alone, so a run resumed from a checkpoint draws exactly what an uninterrupted
+run would have drawn.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from ..data.dataset import DetectionDataset, load_dataset
+from ..data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
+from ..data.shapes import generate_shapes_dataset
+from ..data.transforms import TrainTransform, collate
+from .config import SHAPES, TrainConfig
+from .distributed import DistContext, barrier
+
+log = logging.getLogger("ssd_deploy.training")
+
+
+def shapes_paths(config: TrainConfig) -> tuple[Path, Path]:
+    """Where ``data=shapes`` keeps its generated sets: ``<output>/data/shapes-{train,val}``."""
+    root = Path(config.output) / "data"
+    return root / f"shapes-train-{config.shapes_train}-seed{config.seed}", root / f"shapes-val-{config.shapes_val}-seed{config.seed + 1}"
+
+
+def ensure_shapes(config: TrainConfig, context: DistContext) -> tuple[Path, Path]:
+    """Generate the shapes train/val sets once (rank 0); later runs reuse them and say so."""
+    train_dir, val_dir = shapes_paths(config)
+    if context.is_main:
+        for folder, count, seed in ((train_dir, config.shapes_train, config.seed), (val_dir, config.shapes_val, config.seed + 1)):
+            if (folder / "annotations.json").is_file():
+                print(f"data: reusing the generated shapes dataset in {folder}")
+            else:
+                print(f"data: generating {count} shapes images in {folder} (seed {seed})")
+                generate_shapes_dataset(folder, count, seed=seed, progress=config.progress)
+    barrier(context)
+    return train_dir, val_dir
+
+
+def load_datasets(config: TrainConfig, context: DistContext) -> tuple[DetectionDataset, DetectionDataset | None]:
+    """The training set and (if any) the validation set, which uses the training set's label map."""
+    train_path, val_path = config.data, config.val
+    if config.data == SHAPES:
+        generated_train, generated_val = ensure_shapes(config, context)
+        train_path, val_path = str(generated_train), str(val_path or generated_val)
+    names = list(SHAPES_CLASS_NAMES) if config.data == SHAPES else None  # the generator's order, not sorted
+    train = load_dataset(
+        train_path, config.data_format, split=config.train_split, class_names=names, images_dir=config.images_dir,
+        skip_bad=config.skip_bad_data,
+    )
+    val = None
+    if val_path is not None:
+        val = load_dataset(
+            val_path, config.data_format, split=config.val_split, class_names=train.class_names,
+            images_dir=config.images_dir, skip_bad=config.skip_bad_data,
+        )
+    if context.is_main:
+        print(f"data: {len(train)} training images, {len(val) if val is not None else 0} validation images, "
+              f"{len(train.class_names) - 1} classes ({', '.join(train.class_names[1:6])}{', ...' if len(train.class_names) > 6 else ''})")
+        for name, dataset in (("train", train), ("val", val)):
+            summary = dataset.report.summary() if dataset is not None else ""
+            if summary:
+                print(f"data ({name}): {summary}")
+    return train, val
+
+
+def train_transform(config: TrainConfig, input_size: tuple[int, int], mean: tuple[float, float, float]) -> TrainTransform:
+    """The paper's augmentation (or resize only with ``augment=False``); zoom-out fills with the
+    model's normalisation mean, i.e. the dataset mean it was trained with."""
+    fill = tuple(255.0 * m for m in mean)
+    if not config.augment:
+        return TrainTransform(input_size, fill, photometric=False, expand=False, crop=False, flip=False, keep_difficult=config.keep_difficult)
+    return TrainTransform(input_size, fill, keep_difficult=config.keep_difficult)
+
+
+def epoch_seed(config: TrainConfig, epoch: int, rank: int = 0) -> int:
+    return (config.seed * 1_000_003 + epoch * 7919 + rank) % (2**63)
+
+
+def epoch_loader(dataset: DetectionDataset, config: TrainConfig, epoch: int, context: DistContext) -> DataLoader:
+    """The loader of one epoch, its order and augmentation seeded from (seed, epoch, rank)."""
+    generator = torch.Generator().manual_seed(epoch_seed(config, epoch, context.rank))
+    torch.manual_seed(epoch_seed(config, epoch, context.rank))  # augmentation in this process (workers=0)
+    if context.distributed:
+        sampler: Any = DistributedSampler(dataset, context.world_size, context.rank, shuffle=True, seed=config.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+    else:
+        sampler = RandomSampler(dataset, generator=generator)
+    per_process = len(dataset) // context.world_size
+    return DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.workers,
+        collate_fn=collate,
+        drop_last=per_process >= config.batch_size,  # a last batch of 1 breaks BatchNorm
+        generator=generator,
+        pin_memory=context.device.type == "cuda",
+    )
