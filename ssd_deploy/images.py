@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import ImageReadError
+from .errors import ImageReadError, SSDDeployError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -72,3 +72,14 @@ def list_images(path: str | Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     return [path]
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write ``image`` (BGR uint8) atomically, encoded by ``path``'s suffix (e.g. ``.jpg``)."""
+    from .checkpoint import atomic_write
+
+    path = Path(path)
+    ok, encoded = cv2.imencode(path.suffix or ".jpg", image)
+    if not ok:
+        raise SSDDeployError(f"{path}: OpenCV could not encode the image")
+    return atomic_write(path, lambda tmp: tmp.write_bytes(encoded.tobytes()))

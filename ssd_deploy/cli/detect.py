@@ -8,14 +8,13 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import cv2
 import torch
 
 from ..checkpoint import atomic_write, default_class_names
 from ..data.shapes import CLASS_NAMES as SHAPE_NAMES
 from ..draw import draw_detections
 from ..errors import ImageReadError, SSDDeployError
-from ..images import list_images, read_image
+from ..images import list_images, read_image, write_image
 from ..models import create_model, list_architectures
 from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, Detector, available, load, runtime_for_file
@@ -137,19 +136,13 @@ def main(argv: list[str] | None = None) -> int:
 def _write_result(out: Path, path: Path, image, detections) -> None:
     stem = out / path.stem
     picture = draw_detections(image, detections)
-    atomic_write(stem.with_suffix(".jpg"), lambda tmp: _imwrite(tmp, picture))
+    write_image(stem.with_suffix(".jpg"), picture)
     record = {"image": str(path), "width": image.shape[1], "height": image.shape[0], **detections.to_dict()}
     atomic_write(stem.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     counts = Counter(detections.names())
     summary = ", ".join(f"{n} {name}" for name, n in counts.most_common()) or "nothing"
     print(f"{path}: {len(detections)} detections ({summary}) -> {stem.with_suffix('.jpg')}")
 
-
-def _imwrite(path: Path, image) -> None:
-    ok, encoded = cv2.imencode(".jpg", image)
-    if not ok:
-        raise SSDDeployError(f"{path}: OpenCV could not encode the annotated image")
-    path.write_bytes(encoded.tobytes())
 
 
 def entry_point() -> None:

@@ -7,11 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
-
 from ..checkpoint import atomic_write
 from ..data.dataset import load_dataset
 from ..draw import draw_detections
+from ..images import write_image
 from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, load, runtime_for_file
 from ..training.config import DATA_FORMATS
@@ -79,13 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         image, target = dataset[index]
         picture = draw_detections(image, predictions[index].above(0.3))
         name = Path(target["path"]).stem
-        atomic_write(args.out / f"{name}.jpg", lambda tmp, p=picture: cv2.imwrite(str(tmp), p) or _fail(tmp))
+        write_image(args.out / f"{name}.jpg", picture)
     print(f"wrote {args.out / 'metrics.json'} and {min(args.draw, len(dataset))} pictures to {args.out}")
     return 0
-
-
-def _fail(path: Path) -> None:
-    raise OSError(f"{path}: OpenCV could not write the image")
 
 
 def entry_point() -> None:

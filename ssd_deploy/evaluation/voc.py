@@ -30,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torchvision.ops import box_iou as torchvision_box_iou
 
 from .inputs import BoxSet
 
@@ -59,15 +61,10 @@ class VOCClassAP:
 
 
 def box_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
-    """IoU of continuous xyxy boxes (float64 [N, 4] and [M, 4]) -> float64 [N, M]; 0 where a union is empty."""
-    top_left = np.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = np.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    wh = np.clip(bottom_right - top_left, 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
-    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
-    union = area1[:, None] + area2[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    """IoU of continuous xyxy boxes (float64 [N, 4] and [M, 4]) -> float64 [N, M]; 0 where a union
+    is empty. torchvision's ``box_iou`` in float64 (it gives NaN for an empty union)."""
+    iou = torchvision_box_iou(torch.from_numpy(np.ascontiguousarray(boxes1)), torch.from_numpy(np.ascontiguousarray(boxes2)))
+    return np.nan_to_num(iou.numpy(), nan=0.0)
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:

@@ -7,7 +7,7 @@ Keys of the file are the field names below (``batch_size``, ``lr``, ...).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,6 @@ class TrainConfig:
     best_metric: str = "map50"  # map50 (VOC all-point AP@0.5), map50_voc07 or coco_ap
     progress: bool = True
     tensorboard: bool = True  # when the tensorboard package is installed
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         checks = [

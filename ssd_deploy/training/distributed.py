@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -39,16 +38,10 @@ def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     """``auto`` -> this process's GPU if CUDA is available, else the CPU; errors name what is missing."""
     if device == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    try:
-        chosen = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"device {device!r}: not a device name. Note: expected auto, cpu, cuda or cuda:N") from None
-    if chosen.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device}: CUDA is not available here (no NVIDIA GPU or driver found)")
-        if chosen.index is None:
-            chosen = torch.device("cuda", local_rank)
-    return chosen
+    from ..runtimes.pytorch import torch_device
+
+    chosen = torch_device("pytorch", device)  # the same checks (and messages) as running a model
+    return torch.device("cuda", local_rank) if chosen.type == "cuda" and chosen.index is None else chosen
 
 
 def init_distributed(device: str) -> DistContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from ..models import SSD, build_model, make_config
 from ..models.config import ModelConfig
 from ..models.custom import custom_config, load_prior_file
@@ -20,12 +21,8 @@ def model_config(config: TrainConfig, num_classes: int) -> ModelConfig:
     if config.arch == "custom" or (priors is not None and priors.lower().endswith((".yaml", ".yml", ".json"))):
         layout = load_prior_file(priors)
         if config.arch != "custom" and layout.backbone != config.arch:
-            from ..errors import ConfigError
-
             raise ConfigError(f"{priors}: prior file is for backbone {layout.backbone!r}, the run's arch is {config.arch!r}")
         if config.input_size is not None and tuple(config.input_size) != layout.input_size:
-            from ..errors import ConfigError
-
             raise ConfigError(f"{priors}: prior file is for input size {layout.input_size}, the run asks {tuple(config.input_size)}")
         return custom_config(layout, num_classes, score_function)
     return make_config(config.arch, num_classes=num_classes, input_size=config.input_size, priors=priors, score_function=score_function)

@@ -229,7 +229,7 @@ def _train_epoch(
                         cls=f"{sums['loss_cls'] / sums['steps']:.3f}", img_s=f"{sums['images'] / max(elapsed, 1e-9):.1f}",
                         lr=f"{optimizer.param_groups[0]['lr']:.2e}")
         bar.update(1)
-        if any_rank(context, stop_requested.is_set()) if context.distributed else stop_requested.is_set():
+        if any_rank(context, stop_requested.is_set()):
             sums["seconds"] += time.perf_counter() - started
             bar.close()
             raise KeyboardInterrupt

@@ -35,7 +35,12 @@ def predict_dataset(
         bar.update(len(samples))
         # An image that fails to decode is replaced by the next readable one (and reported by the
         # dataset); count every image once.
-        samples = [s for s in samples if s[1]["image_id"] not in seen and not seen.add(s[1]["image_id"])]
+        unique = []
+        for image, target in samples:
+            if target["image_id"] not in seen:
+                seen.add(target["image_id"])
+                unique.append((image, target))
+        samples = unique
         predictions += detector.detect([image for image, _ in samples])
         ground_truths += [target for _, target in samples]
     bar.close()
