@@ -1,0 +1,96 @@
+"""Regenerate the README's latency tables for SSDLite-MobileNetV3 (320) and SSD300-VGG16, and check
+the speed targets.
+
+    python benchmarks/latency.py --ssdlite runs/ssdlite/best.pt --vgg runs/vgg/best.pt
+    python benchmarks/latency.py --ssdlite ~/.cache/torch/hub/checkpoints/ssdlite320_mobilenet_v3_large_coco-a79551df.pth
+
+Checkpoints are ssd-train's (or torchvision's COCO state dicts, which load directly); nothing is
+trained here. Runs ``ssd-bench latency`` (every runtime usable here, batch 1 and 8) into
+``--out``, then checks, on one quiet machine and in one run:
+
+- SSDLite: the fastest runtime's batch-1 end-to-end latency is at least 6x below torchvision's eager pipeline;
+- SSD300-VGG16: at least 2x in FP32, and at least 4x with INT8 or BF16;
+- post-processing (decode + NMS) is at most 10 % of end-to-end latency on every runtime.
+
+Writes ``<out>/latency.md/.csv/.json/.png`` and ``<out>/targets.json``; exit code 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ssd_deploy.bench import LatencyConfig, LatencyReport, run_latency
+from ssd_deploy.checkpoint import atomic_write, load_checkpoint
+
+ARCHS = {"ssdlite": "ssdlite_mobilenet_v3", "vgg": "ssd300_vgg16"}
+POST_SHARE = 0.10
+
+
+def targets(report: LatencyReport, models: dict[str, str]) -> list[dict]:
+    """One record per target: what was measured and whether it passed (None: not measurable)."""
+    checks = []
+
+    def best_speedup(model: str, precisions: tuple[str, ...] | None = None) -> tuple[float | None, str]:
+        rows = [r for r in report.rows if r.model == model and r.batch == 1 and not r.baseline and r.speedup is not None
+                and (precisions is None or r.precision in precisions)]
+        best = max(rows, key=lambda r: r.speedup, default=None)
+        return (None, "no row") if best is None else (best.speedup, best.label)
+
+    if "ssdlite" in models:
+        value, by = best_speedup(models["ssdlite"])
+        checks.append({"target": "SSDLite batch-1 speed-up over torchvision eager >= 6x", "measured": value, "by": by, "passed": _at_least(value, 6.0)})
+    if "vgg" in models:
+        value, by = best_speedup(models["vgg"], ("fp32",))
+        checks.append({"target": "SSD300-VGG16 batch-1 FP32 speed-up >= 2x", "measured": value, "by": by, "passed": _at_least(value, 2.0)})
+        value, by = best_speedup(models["vgg"], ("int8", "bf16"))
+        checks.append({"target": "SSD300-VGG16 batch-1 INT8/BF16 speed-up >= 4x", "measured": value, "by": by, "passed": _at_least(value, 4.0)})
+    for row in report.rows:
+        if not row.baseline:
+            checks.append({"target": f"{row.model} {row.label} batch {row.batch}: post-processing <= 10 %",
+                           "measured": row.post_share, "by": row.split, "passed": row.post_share <= POST_SHARE})
+    return checks
+
+
+def _at_least(value: float | None, target: float) -> bool | None:
+    return None if value is None else value >= target
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--ssdlite", type=Path, help="SSDLite-MobileNetV3 320 checkpoint (trained)")
+    parser.add_argument("--vgg", type=Path, help="SSD300-VGG16 checkpoint (trained)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-latency"), help="output folder (exports cached in OUT/cache)")
+    parser.add_argument("--iterations", type=int, default=50, help="timed calls per measurement")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed calls first")
+    parser.add_argument("--threads", type=int, help="CPU threads for every runtime; default: one per physical core")
+    parser.add_argument("--images", type=Path, help="images to detect on; default: generated scenes")
+    parser.add_argument("--calib", type=Path, help="INT8 calibration images (the training set's images)")
+    parser.add_argument("--no-verify", action="store_true", help="do not check newly exported files against PyTorch")
+    args = parser.parse_args()
+    given = {key: path for key, path in (("ssdlite", args.ssdlite), ("vgg", args.vgg)) if path is not None}
+    if not given:
+        parser.error("give --ssdlite and/or --vgg checkpoints")
+    for key, path in given.items():
+        arch = load_checkpoint(path)[0].config.arch
+        if arch != ARCHS[key]:
+            parser.error(f"--{key} {path}: a {arch} checkpoint, expected {ARCHS[key]}")
+    config = LatencyConfig(batch_sizes=(1, 8), warmup=args.warmup, iterations=args.iterations, threads=args.threads,
+                           images=args.images, calibration=args.calib, max_seconds=120.0, verify=not args.no_verify)
+    report = run_latency(list(given.values()), config, args.out)
+    report.write(args.out)
+    print(report.markdown())
+    checks = targets(report, {key: path.name for key, path in given.items()})
+    for check in checks:
+        state = {True: "pass", False: "MISS", None: "n/a"}[check["passed"]]
+        measured = "-" if check["measured"] is None else f"{check['measured']:.3g}"
+        print(f"[{state}] {check['target']}: {measured} ({check['by']})")
+    atomic_write(args.out / "targets.json", lambda tmp: tmp.write_text(json.dumps(checks, indent=2)))
+    missed = [c for c in checks if c["passed"] is not True]
+    return 1 if missed or report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

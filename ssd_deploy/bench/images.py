@@ -1,0 +1,48 @@
+"""The images a benchmark detects on and calibrates with: the user's, or generated shapes scenes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..calibration import find_calibration_images
+from ..data.shapes import generate_shapes_dataset, render_scene
+from ..errors import SSDDeployError
+from ..images import read_image
+
+BENCH_SEED = 2024  # not the training or calibration seeds: images the model has not seen
+CALIBRATION_SEED = 7
+CALIBRATION_COUNT = 64
+
+
+def bench_images(folder: Path | None, count: int, size: tuple[int, int] = (480, 640)) -> list[np.ndarray]:
+    """``count`` BGR uint8 images: from ``folder`` (searched recursively, spread evenly, cycled
+    when it holds fewer), else generated shapes scenes of ``size`` = (height, width) pixels.
+
+    Raises:
+        SSDDeployError: the folder is missing or holds no images.
+    """
+    if folder is None:
+        rng = np.random.default_rng(BENCH_SEED)
+        return [render_scene(rng, size).image for _ in range(count)]
+    if not Path(folder).is_dir():
+        raise SSDDeployError(f"{folder}: --images folder not found. Note: give a folder of images")
+    paths = find_calibration_images(folder, limit=count)
+    pictures = [read_image(path) for path in paths]
+    return [pictures[i % len(pictures)] for i in range(count)]
+
+
+def default_calibration(cache_dir: Path, log: Callable[[str], None] = print, size: tuple[int, int] = (320, 320)) -> Path:
+    """A folder of generated shapes scenes for INT8 calibration (written once under ``cache_dir``).
+
+    Shapes scenes suit models trained on shapes; give ``--calib`` (a dataset's images) for others:
+    a quantiser calibrated on the wrong images keeps the speed but loses accuracy (see ``ssd-bench parity``).
+    """
+    folder = cache_dir / "calibration-shapes"
+    images = folder / "JPEGImages"
+    if not (folder / "annotations.json").is_file():
+        log(f"generating {CALIBRATION_COUNT} calibration images in {folder} (once; pass --calib FOLDER to use your own)")
+        generate_shapes_dataset(folder, CALIBRATION_COUNT, seed=CALIBRATION_SEED, size=size, progress=False)
+    return images

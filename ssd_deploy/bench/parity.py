@@ -1,0 +1,215 @@
+"""``run_parity``: the accuracy of every runtime × precision against PyTorch FP32, on a dataset.
+
+    checkpoint ─ PyTorch FP32 (reference) ─┐
+               └ each runtime × precision ─┴─ Detector.detect over the dataset -> mAP VOC07, COCO AP
+                                           └─ network-only companion on one sample batch -> raw differences
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..checkpoint import load_checkpoint
+from ..compare import detection_recall
+from ..data.dataset import DetectionDataset, load_dataset
+from ..data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
+from ..data.shapes import generate_shapes_dataset
+from ..errors import SSDDeployError
+from ..evaluation import evaluate_detections
+from ..pipeline import preprocess
+from ..postprocess import decode_predictions
+from ..runtimes import Detector, load
+from ..training.validate import predict_dataset
+from .machine import machine_info
+from .report import ParityReport, ParityRow, SkipRecord
+from .variants import ExportSettings, Variant, is_checkpoint, plan_variants, prepare_variants
+
+# The issue's default tolerances, in mAP points (0-100), per precision.
+DEFAULT_TOLERANCES = {"fp32": 0.1, "fp16": 0.5, "bf16": 0.5, "int8": 1.0}
+SHAPES_SEED = 11  # held-out scenes: neither the training nor the calibration seed
+CONFIDENT = 0.3  # "detections found" counts reference detections above this score
+
+
+@dataclass(frozen=True)
+class ParityConfig:
+    """Settings of a parity run (``ssd-bench parity``'s flags).
+
+    Attributes:
+        runtimes, precisions: as in :class:`~ssd_deploy.bench.latency.LatencyConfig`.
+        data: a VOC folder, COCO JSON or Open Images CSV; None: generated shapes scenes
+            (``shapes_images`` of ``shapes_size``), only for models trained on shapes.
+        data_format, split, images_dir, skip_bad_data: as ``ssd-eval`` takes them.
+        max_images: evaluate only the first this many images (None: all).
+        batch_size: images per network call.
+        tolerances: largest allowed |Δ mAP| in points per precision (VOC07 and COCO AP alike).
+        calibration: INT8 calibration images; None: the dataset's images.
+        device, threads, verify, progress: as for latency.
+    """
+
+    runtimes: tuple[str, ...] | None = None
+    precisions: tuple[str, ...] | None = None
+    data: Path | None = None
+    data_format: str = "auto"
+    split: str | None = None
+    images_dir: Path | None = None
+    skip_bad_data: bool = False
+    max_images: int | None = None
+    shapes_images: int = 100
+    shapes_size: tuple[int, int] = (320, 320)
+    batch_size: int = 8
+    tolerances: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
+    calibration: Path | None = None
+    calibration_images: int = 200
+    device: str = "cpu"
+    threads: int | None = None
+    verify: bool = True
+    progress: bool = True
+
+
+def run_parity(checkpoint: str | Path, config: ParityConfig = ParityConfig(), out_dir: str | Path = "runs/bench") -> ParityReport:
+    """Evaluate PyTorch FP32 and every chosen runtime × precision on a dataset and compare.
+
+    Args:
+        checkpoint: a training checkpoint (the reference runs it; the runtimes run files exported
+            from it into ``out_dir/cache``).
+        config: see :class:`ParityConfig`.
+        out_dir: where the cache, generated data and (through :meth:`ParityReport.write`) results go.
+
+    Returns:
+        A :class:`ParityReport`; ``report.ok`` is False when a runtime's |Δ mAP| exceeds its tolerance.
+
+    Raises:
+        SSDDeployError: not a checkpoint, no usable dataset, a named runtime or precision unusable here.
+    """
+    path = Path(checkpoint)
+    if not path.is_file() or not is_checkpoint(path):
+        raise SSDDeployError(f"{path}: parity needs the training checkpoint (the PyTorch FP32 reference runs it). Note: ssd-bench parity CHECKPOINT")
+    if config.batch_size < 1:
+        raise SSDDeployError(f"--batch-size {config.batch_size}: expected 1 or more")
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    out = Path(out_dir)
+    model, class_names, _ = load_checkpoint(path)
+    dataset = _dataset(config, class_names, out)
+    calibration = config.calibration or Path(dataset.records[0].path).parent
+    planned, skipped = plan_variants(path, config.runtimes, config.precisions, config.device)
+    planned = [p for p in planned if (p.runtime, p.precision) != ("pytorch", "fp32")]  # that is the reference
+    log = tqdm.write if config.progress else (lambda _line: None)
+    threads = torch.get_num_threads()
+    options = {"onnxruntime": {"intra_op_threads": threads}, "openvino": {"threads": threads}}
+    settings = ExportSettings(out / "cache", calibration, config.calibration_images, config.device, config.verify)
+    variants = prepare_variants(path, planned, settings, options, log)
+
+    sample, _ = preprocess([dataset[i][0] for i in range(min(config.batch_size, len(dataset)))], model.config.input_size)
+    reference = Variant("pytorch", "fp32", path)
+    report = ParityReport(path.name, str(config.data or "generated shapes"), len(dataset), [], _tolerances(config),
+                          [SkipRecord(path.name, s.runtime, s.precision, s.reason) for s in skipped],
+                          machine=machine_info(), settings=_settings(config, threads))
+    ref_scores, ref_decoded, ref_padded = _evaluate(reference, dataset, sample, model, config)
+    report.rows.append(ParityRow("pytorch", "fp32", str(path), *ref_scores, 0.0, 0.0, None, 0.0, 0.0, reference=True))
+    for variant in variants:
+        try:
+            scores, decoded, padded = _evaluate(variant, dataset, sample, model, config)
+        except SSDDeployError as error:
+            report.failed.append(SkipRecord(path.name, variant.runtime, variant.precision, str(error)))
+            log(f"{variant.label} failed: {error}")
+            continue
+        report.rows.append(_compare(variant, scores, decoded, padded, ref_scores, ref_decoded, ref_padded, report.tolerances))
+    return report
+
+
+def _dataset(config: ParityConfig, class_names: list[str], out: Path) -> DetectionDataset:
+    data = config.data
+    if data is None:
+        if list(class_names) != list(SHAPES_CLASS_NAMES):
+            raise SSDDeployError(
+                "parity without --data evaluates on generated shapes, but this model's classes are not the shapes "
+                f"({', '.join(class_names[1:6])}...). Note: pass --data (a VOC folder, COCO .json or Open Images .csv)"
+            )
+        height, width = config.shapes_size
+        data = out / "cache" / f"parity-shapes-{config.shapes_images}-{height}x{width}"
+        if not (data / "annotations.json").is_file():
+            generate_shapes_dataset(data, config.shapes_images, seed=SHAPES_SEED, size=config.shapes_size, progress=config.progress)
+    dataset = load_dataset(data, config.data_format if config.data else "voc", split=config.split, class_names=class_names,
+                           images_dir=config.images_dir, skip_bad=config.skip_bad_data)
+    if config.max_images is not None:
+        if config.max_images < 1:
+            raise SSDDeployError(f"--max-images {config.max_images}: expected 1 or more")
+        dataset = DetectionDataset(dataset.records[: config.max_images], dataset.class_names, dataset.report, root=dataset.root)
+    return dataset
+
+
+def _evaluate(variant: Variant, dataset: DetectionDataset, sample: torch.Tensor, model, config: ParityConfig):
+    """((mAP VOC07, COCO AP) in points, decoded (boxes, scores) of the sample batch or None, padded outputs)."""
+    detector = load(variant.path, runtime=variant.runtime, device=config.device, precision=variant.precision,
+                    max_batch=config.batch_size, **variant.options)
+    try:
+        predictions, truths = predict_dataset(detector, dataset, config.batch_size, config.progress, desc=variant.label)
+        result = evaluate_detections(predictions, truths, dataset.class_names, metrics=("voc07", "coco"))
+        scores = (_to_points(result.map_voc07), _to_points(result.coco.get("AP")))
+        padded = detector.infer(sample)
+        decoded = _decoded(variant, detector, sample, model, config)
+    finally:
+        detector.close()
+    return scores, decoded, padded
+
+
+def _decoded(variant: Variant, detector: Detector, sample: torch.Tensor, model, config: ParityConfig):
+    """The network's outputs on ``sample``, decoded on the host: (boxes [N, P, 4], scores [N, P, C])."""
+    if variant.runtime == "pytorch":
+        with torch.inference_mode():
+            loc, logits = detector.runner.module.model(sample.to(detector.runner.device))
+        loc, logits = loc.float().cpu(), logits.float().cpu()
+    elif variant.network_path is not None:
+        companion = load(variant.network_path, runtime=variant.runtime, device=config.device, precision=variant.precision,
+                         max_batch=config.batch_size, **variant.options)
+        try:
+            outputs = companion.infer(sample)
+        finally:
+            companion.close()
+        loc, logits = (torch.from_numpy(outputs[name]).float() for name in ("boxes", "scores"))  # loc and logits
+    else:
+        return None
+    sigmoid = model.config.score_function == "sigmoid"
+    return decode_predictions(loc, logits, model.priors, sigmoid=sigmoid)
+
+
+def _compare(variant, scores, decoded, padded, ref_scores, ref_decoded, ref_padded, tolerances: dict[str, float]) -> ParityRow:
+    deltas = [None if value is None or ref is None else value - ref for value, ref in zip(scores, ref_scores)]
+    tolerance = tolerances[variant.precision]
+    ok = all(delta is None or abs(delta) <= tolerance + 1e-9 for delta in deltas)
+    box_diff = score_diff = None
+    if decoded is not None:
+        box_diff = float((decoded[0] - ref_decoded[0]).abs().max())
+        score_diff = float((decoded[1] - ref_decoded[1]).abs().max())
+    as_torch = [torch.from_numpy(np.asarray(padded[name])) for name in ("num_detections", "boxes", "scores", "labels")]
+    reference = [torch.from_numpy(np.asarray(ref_padded[name])) for name in ("num_detections", "boxes", "scores", "labels")]
+    found, of = detection_recall(reference, as_torch, CONFIDENT)
+    back, back_of = detection_recall(as_torch, reference, CONFIDENT)
+    return ParityRow(variant.runtime, variant.precision, str(variant.path), *scores, *deltas, tolerance, box_diff, score_diff,
+                     found, of, back, back_of, ok=ok)
+
+
+def _to_points(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else 100.0 * float(value)
+
+
+def _tolerances(config: ParityConfig) -> dict[str, float]:
+    tolerances = {**DEFAULT_TOLERANCES, **config.tolerances}
+    for precision, value in tolerances.items():
+        if value < 0:
+            raise SSDDeployError(f"--tolerance-{precision} {value}: expected 0 or more mAP points")
+    return tolerances
+
+
+def _settings(config: ParityConfig, threads: int) -> dict[str, Any]:
+    settings = {key: (str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value)
+                for key, value in asdict(config).items()}
+    settings["threads"] = threads
+    return settings

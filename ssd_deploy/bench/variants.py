@@ -1,0 +1,305 @@
+"""Which runtime × precision combinations to run, and the files each needs.
+
+    input (a checkpoint, or an exported file)
+      └─ plan: every chosen runtime × precision this machine and file can run; the rest skipped, with why
+           └─ prepare: export what a checkpoint's variants need into a cache folder (once; reused),
+                       each with a network-only companion (the same network, no decoding, no NMS)
+
+The companion is what the latency split times against: on the same runtime, precision and batch,
+(full graph − network only) is the time spent decoding and in NMS inside the graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..errors import SSDDeployError
+from ..export.formats import read_metadata
+from ..lookup import lookup
+from ..runtimes import RUNTIMES, runtime_for_file
+from ..runtimes.base import PRECISIONS
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """An exported file a variant needs: format (``onnx``, ``torchscript``, ``pt2``) and the
+    precision of its weights (``fp32``, ``fp16``, ``int8``); None for the checkpoint itself."""
+
+    format: str | None
+    precision: str = "fp32"
+
+
+CHECKPOINT = FileKind(None)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One runtime × precision to run.
+
+    Attributes:
+        runtime: a name in :data:`ssd_deploy.runtimes.RUNTIMES`. precision: the network's arithmetic.
+        path: the file the runtime loads (the checkpoint for ``pytorch``).
+        network_path: the network-only companion (same runtime, precision and batch; outputs the
+            head's ``(loc, logits)``), or None where there is none (a given exported file; ``pytorch``
+            takes its network from the loaded module instead).
+        options: runtime options for :func:`ssd_deploy.runtimes.load`.
+    """
+
+    runtime: str
+    precision: str
+    path: Path
+    network_path: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime} {self.precision}"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A runtime (× precision) not run, and why."""
+
+    runtime: str
+    precision: str | None
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return self.runtime + (f" {self.precision}" if self.precision else "")
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A variant before its files exist: which file kind it needs."""
+
+    runtime: str
+    precision: str
+    kind: FileKind
+
+
+def is_checkpoint(path: Path) -> bool:
+    return path.suffix.lower() in CHECKPOINT_SUFFIXES and runtime_for_file(path) == "pytorch"
+
+
+def precision_support(runtime: str, device: str) -> dict[str, FileKind | str]:
+    """For each precision: the file a checkpoint must be exported to for ``runtime`` on ``device``
+    (a :class:`FileKind`), or the reason it cannot run (a string)."""
+    cuda = device.lower().startswith("cuda")
+    cuda_only = "needs CUDA (this run is on the CPU)"
+    int8_onnx = "INT8 runs from a quantised ONNX file: onnxruntime and openvino on CPUs, tensorrt on NVIDIA GPUs"
+    if runtime == "pytorch":
+        return {"fp32": CHECKPOINT, "bf16": CHECKPOINT, "fp16": CHECKPOINT if cuda else cuda_only, "int8": int8_onnx}
+    if runtime in ("torchscript", "aotinductor"):
+        fmt = "torchscript" if runtime == "torchscript" else "pt2"
+        return {
+            "fp32": FileKind(fmt),
+            "fp16": FileKind(fmt, "fp16") if cuda else f"{cuda_only}: float16 convolutions are slow on CPUs",
+            "bf16": "ssd-export writes fp32 and fp16 files only (bf16 runs on pytorch and openvino)",
+            "int8": int8_onnx,
+        }
+    if runtime == "onnxruntime":
+        if cuda:
+            return {"fp32": FileKind("onnx"), "fp16": FileKind("onnx", "fp16"), "bf16": "no bf16 ONNX export",
+                    "int8": "INT8 QDQ files on GPUs: use tensorrt"}
+        return {
+            "fp32": FileKind("onnx"),
+            "fp16": "ONNX Runtime's CPU provider lacks float16 kernels for most operators (use openvino fp16)",
+            "bf16": "ONNX Runtime's CPU provider has no bf16 kernels (use openvino bf16 or pytorch bf16)",
+            "int8": FileKind("onnx", "int8"),
+        }
+    if runtime == "openvino":
+        if cuda:
+            return {p: "OpenVINO runs on Intel devices, not CUDA (bench it with --device cpu)" for p in PRECISIONS}
+        capabilities = _openvino_cpu_capabilities()
+        support: dict[str, FileKind | str] = {"fp32": FileKind("onnx"), "int8": FileKind("onnx", "int8")}
+        for precision in ("bf16", "fp16"):
+            native = precision.upper() in capabilities
+            support[precision] = FileKind("onnx") if native else f"this CPU has no native {precision} (OpenVINO would run it in fp32)"
+        return support
+    if runtime == "tensorrt":
+        if not cuda:
+            return {p: "TensorRT needs an NVIDIA GPU (--device cuda)" for p in PRECISIONS}
+        return {p: FileKind("onnx") for p in PRECISIONS}  # TensorRT builds the precision from the fp32 ONNX
+    raise SSDDeployError(f"runtime {runtime!r} is unknown")
+
+
+def _openvino_cpu_capabilities() -> tuple[str, ...]:
+    try:
+        import openvino
+
+        return tuple(openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    except Exception:  # openvino missing or no CPU plugin: availability() reports it
+        return ()
+
+
+def plan_variants(
+    path: Path,
+    runtimes: Sequence[str] | None,
+    precisions: Sequence[str] | None,
+    device: str = "cpu",
+) -> tuple[list[Planned], list[Skipped]]:
+    """The runtime × precision combinations to run for one input, and the ones skipped with why.
+
+    Args:
+        path: a checkpoint (every runtime: files are exported) or an exported file (the runtimes
+            that read it, in the precisions it allows).
+        runtimes: names to run; None: every runtime usable here (the others are skipped).
+        precisions: precisions to run; None: every one a runtime supports here.
+        device: ``cpu`` or ``cuda[:N]``.
+
+    Raises:
+        SSDDeployError: a named runtime is unknown or not usable on this machine; a named
+            precision is unknown, or none of the chosen runtimes can run it.
+    """
+    if device.lower().startswith("cuda") and not torch.cuda.is_available():
+        raise SSDDeployError(f"--device {device}: CUDA is not available here (no NVIDIA GPU or driver found). Note: use --device cpu")
+    if not device.lower().startswith(("cpu", "cuda")):
+        raise SSDDeployError(f"--device {device}: expected cpu or cuda[:N]")
+    explicit = runtimes is not None
+    names = [lookup(RUNTIMES, name, "runtime").name for name in runtimes] if explicit else list(RUNTIMES)
+    for precision in precisions or ():
+        if precision not in PRECISIONS:
+            raise SSDDeployError(f"precision {precision!r} is unknown. Note: expected one of {', '.join(PRECISIONS)}")
+    planned: list[Planned] = []
+    skipped: list[Skipped] = []
+    checkpoint = is_checkpoint(path)
+    file_precision = None if checkpoint else _file_precision(path)
+    for name in dict.fromkeys(names):
+        status = RUNTIMES[name].availability()
+        if not status.usable:
+            if explicit:
+                raise SSDDeployError(f"runtime {name}: not usable here: {status.reason}")
+            skipped.append(Skipped(name, None, status.reason))
+            continue
+        if not checkpoint and (name == "pytorch" or path.suffix.lower() not in RUNTIMES[name].suffixes):
+            what = "runs training checkpoints" if name == "pytorch" else f"does not read {path.suffix} files"
+            skipped.append(Skipped(name, None, f"{what} (give the checkpoint to export what it needs)"))
+            continue
+        support = precision_support(name, device)
+        for precision in precisions or PRECISIONS:
+            need = support[precision]
+            if isinstance(need, str):
+                skipped.append(Skipped(name, precision, need))
+                continue
+            if not checkpoint:
+                reason = _file_reason(name, precision, file_precision)
+                if reason:
+                    skipped.append(Skipped(name, precision, reason))
+                    continue
+                need = FileKind("given", file_precision)
+            planned.append(Planned(name, precision, need))
+    if precisions:
+        for precision in precisions:
+            if not any(p.precision == precision for p in planned):
+                reasons = "; ".join(f"{s.runtime}: {s.reason}" for s in skipped if s.precision in (precision, None))
+                raise SSDDeployError(f"{path}: no chosen runtime runs {precision} here ({reasons or 'not supported'})")
+    return planned, skipped
+
+
+def _file_precision(path: Path) -> str:
+    if path.suffix.lower() == ".xml":
+        from ..runtimes.openvino import model_metadata
+
+        import openvino
+
+        return model_metadata(openvino.Core().read_model(str(path)), path).precision
+    if path.suffix.lower() in (".engine", ".plan"):
+        return "engine"
+    return read_metadata(path).precision
+
+
+def _file_reason(runtime: str, precision: str, file_precision: str) -> str | None:
+    """Why ``runtime`` cannot run a ``file_precision`` file in ``precision`` (None: it can)."""
+    if file_precision == "engine":
+        return None if runtime == "tensorrt" else "a TensorRT engine"
+    if runtime == "openvino" and file_precision == "fp32" and precision in ("fp32", "bf16", "fp16"):
+        return None
+    if runtime == "tensorrt" and file_precision == "fp32":
+        return None
+    if precision == file_precision:
+        return None
+    return f"the file holds a {file_precision} model (export the checkpoint in {precision}, or give the checkpoint)"
+
+
+# --------------------------------------------------------------------------------------------
+# Preparing files
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """How cached files are exported (their names encode everything that changes them).
+
+    Attributes:
+        cache_dir: the folder for exported files (``<out>/cache`` by default).
+        calibration: folder of INT8 calibration images. calibration_images: at most this many.
+        device: ``cpu`` or ``cuda``: pt2 is compiled for it; fp16 files are checked on it.
+        verify: check each exported file against PyTorch once, when it is written.
+    """
+
+    cache_dir: Path
+    calibration: Path | None = None
+    calibration_images: int = 200
+    device: str = "cpu"
+    verify: bool = True
+
+
+def checkpoint_digest(path: Path) -> str:
+    """First 10 hex digits of the file's SHA-256: the cache key of everything exported from it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:10]
+
+
+def prepare_variants(
+    path: Path,
+    planned: Sequence[Planned],
+    settings: ExportSettings,
+    runtime_options: dict[str, dict[str, Any]] | None = None,
+    log=print,
+) -> list[Variant]:
+    """Export (or reuse from the cache) every file ``planned`` needs; the variants to run.
+
+    Args:
+        path: the input (checkpoint or exported file).
+        planned: from :func:`plan_variants`.
+        settings: see :class:`ExportSettings`.
+        runtime_options: per runtime, extra options for :func:`ssd_deploy.runtimes.load`.
+        log: called with one line per file written.
+    """
+    from .network_export import export_files
+
+    options = runtime_options or {}
+    if not is_checkpoint(path):
+        return [Variant(p.runtime, p.precision, path, None, dict(options.get(p.runtime, {}))) for p in planned]
+    kinds = sorted({p.kind for p in planned if p.kind.format is not None}, key=lambda k: (k.format, k.precision))
+    if any(k.precision == "int8" for k in kinds) and settings.calibration is None:
+        raise SSDDeployError("INT8 variants need calibration images. Note: pass --calib FOLDER (or --images FOLDER)")
+    folder = settings.cache_dir / f"{path.stem}-{checkpoint_digest(path)}"
+    files = export_files(path, kinds, folder, settings, log)
+    variants = []
+    for p in planned:
+        extra = dict(options.get(p.runtime, {}))
+        if p.runtime == "tensorrt" and p.precision == "int8":
+            extra.setdefault("calibration_images", settings.calibration)
+        if p.kind.format is None:
+            variants.append(Variant(p.runtime, p.precision, path, None, extra))
+        else:
+            full, network = files[p.kind]
+            variants.append(Variant(p.runtime, p.precision, full, network, extra))
+    return variants
+
+
+def int8_quantizer() -> str:
+    """The quantiser ``ssd-export --int8`` picks by default (NNCF when installed)."""
+    return "nncf" if importlib.util.find_spec("nncf") else "ort"
