@@ -54,6 +54,7 @@ OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any], str]] = [
     (("--gamma",), "gamma", {"type": float}, "multistep factor"),
     (("--clip-grad-norm",), "clip_grad_norm", {"type": float}, "clip the gradient norm to this (off by default)"),
     (("--amp",), "amp", {"type": _bool, "metavar": "BOOL"}, "mixed precision (float16 autocast + gradient scaling); default: on for CUDA"),
+    (("--channels-last",), "channels_last", {"type": _bool, "metavar": "BOOL"}, "NHWC memory layout for the network (faster convolutions on CPU and with AMP)"),
     (("--device",), "device", {}, "auto (CUDA if available), cpu, cuda, cuda:N"),
     (("--workers",), "workers", {"type": int}, "data-loading processes per training process (0: load in the training process)"),
     (("--seed",), "seed", {"type": int}, "random seed (model init, data order, augmentation)"),

@@ -100,6 +100,8 @@ def _train(config: TrainConfig, context: DistContext, resume: str | Path | None)
     else:
         model, checkpoint = build_training_model(config, len(class_names)), None
     model.to(context.device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
     train_set.transform = train_transform(config, model.config.input_size, model.config.mean)
     steps_per_epoch = len(epoch_loader(train_set, config, 0, context))
     if steps_per_epoch == 0:
@@ -205,6 +207,8 @@ def _train_epoch(
         if index < state.iteration:
             continue  # resumed mid-epoch: these batches were trained on before the interruption
         images = images.to(device, non_blocking=True)
+        if config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
         with autocast:
             loc, logits = network(images)
