@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ssd_deploy.bench import LatencyConfig, LatencyReport, run_latency
 from ssd_deploy.checkpoint import atomic_write, load_checkpoint
+from ssd_deploy.postprocess import PostprocessConfig
 
 ARCHS = {"ssdlite": "ssdlite_mobilenet_v3", "vgg": "ssd300_vgg16"}
 POST_SHARE = 0.10
@@ -65,9 +66,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/bench-latency"), help="output folder (exports cached in OUT/cache)")
     parser.add_argument("--iterations", type=int, default=50, help="timed calls per measurement")
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls first")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="stop a warm-up, and a measurement, after this long")
     parser.add_argument("--threads", type=int, help="CPU threads for every runtime; default: one per physical core")
     parser.add_argument("--images", type=Path, help="images to detect on; default: generated scenes")
     parser.add_argument("--calib", type=Path, help="INT8 calibration images (the training set's images)")
+    parser.add_argument("--score", type=float, default=PostprocessConfig().score_threshold,
+                        help="score threshold inside the graphs (default: the paper's evaluation setting)")
     parser.add_argument("--no-verify", action="store_true", help="do not check newly exported files against PyTorch")
     args = parser.parse_args()
     given = {key: path for key, path in (("ssdlite", args.ssdlite), ("vgg", args.vgg)) if path is not None}
@@ -78,8 +82,9 @@ def main() -> int:
         if arch != ARCHS[key]:
             parser.error(f"--{key} {path}: a {arch} checkpoint, expected {ARCHS[key]}")
     config = LatencyConfig(batch_sizes=(1, 8), warmup=args.warmup, iterations=args.iterations, threads=args.threads,
-                           images=args.images, calibration=args.calib, max_seconds=120.0, verify=not args.no_verify)
-    report = run_latency(list(given.values()), config, args.out)
+                           images=args.images, calibration=args.calib, max_seconds=args.max_seconds, verify=not args.no_verify,
+                           postprocess=PostprocessConfig(score_threshold=args.score))
+    report = run_latency(list(given.values()), config, args.out, on_progress=lambda partial: partial.write(args.out, plot=False))
     report.write(args.out)
     print(report.markdown())
     checks = targets(report, {key: path.name for key, path in given.items()})

@@ -18,14 +18,16 @@ import torch
 from helpers import informative_init
 from ssd_deploy.bench import LatencyConfig, ParityReport, ParityRow, baseline_unsupported, build_torchvision_model, machine_info, run_latency
 from ssd_deploy.bench.baseline import TorchvisionBaseline
+from ssd_deploy.bench.network_export import file_names
 from ssd_deploy.bench.report import finite
-from ssd_deploy.bench.variants import plan_variants
+from ssd_deploy.bench.variants import ExportSettings, FileKind, plan_variants, prepare_variants
 from ssd_deploy.checkpoint import save_checkpoint
 from ssd_deploy.cli import run_cli
 from ssd_deploy.cli.bench import main as bench_main
 from ssd_deploy.data.shapes import CLASS_NAMES, render_scene
 from ssd_deploy.errors import SSDDeployError
 from ssd_deploy.models import create_model
+from ssd_deploy.postprocess import PostprocessConfig
 from ssd_deploy.runtimes import Detector, available
 from ssd_deploy.runtimes.pytorch import PyTorchRunner
 
@@ -56,7 +58,7 @@ def exports(tmp_path_factory):
 @pytest.fixture(scope="module")
 def baseline_latency(v3_checkpoint, tmp_path_factory):
     """PyTorch against torchvision's eager pipeline (no exports)."""
-    config = LatencyConfig(runtimes=("pytorch",), precisions=("fp32",), batch_sizes=(1, 2), **TINY)
+    config = LatencyConfig(runtimes=("pytorch",), precisions=("fp32",), batch_sizes=(1,), **TINY)
     return run_latency([v3_checkpoint], config, tmp_path_factory.mktemp("bench_baseline"))
 
 
@@ -123,9 +125,22 @@ def test_unavailable_runtimes_are_skipped_with_reasons_and_an_error_when_named(v
         plan_variants(v3_checkpoint, ("pytorch",), ("int8",), "cpu")
 
 
+def test_thresholds_reach_every_runtime_and_name_the_cached_files(v3_checkpoint, tmp_path):
+    post = PostprocessConfig(score_threshold=0.3, topk_candidates=100)
+    settings = ExportSettings(tmp_path, postprocess=post)
+    planned, _ = plan_variants(v3_checkpoint, ("pytorch",), ("fp32",))
+    (variant,) = prepare_variants(v3_checkpoint, planned, settings, log=lambda _line: None)
+    assert variant.options["postprocess"] == post
+    assert file_names(FileKind("onnx"), settings) == ("onnx-fp32-s0.3-iou0.45-k200-top100.onnx", "onnx-fp32-s0.3-iou0.45-k200-top100-network.onnx")
+    assert file_names(FileKind("onnx"), ExportSettings(tmp_path))[0] == "onnx-fp32.onnx"
+    model = create_model("ssdlite_mobilenet_v3", num_classes=3, input_size=(160, 160))
+    baseline = build_torchvision_model(model, post)
+    assert (baseline.score_thresh, baseline.topk_candidates, baseline.nms_thresh) == (0.3, 100, 0.45)
+
+
 def test_latency_speedups_over_the_torchvision_baseline(baseline_latency):
     rows = {(r.label, r.batch): r for r in baseline_latency.rows}
-    assert set(rows) == {(label, batch) for label in ("torchvision eager", "pytorch fp32") for batch in (1, 2)}
+    assert set(rows) == {("torchvision eager", 1), ("pytorch fp32", 1)}
     for (label, batch), row in rows.items():
         baseline = rows[("torchvision eager", batch)]
         assert row.speedup == pytest.approx(baseline.median_ms / row.median_ms)

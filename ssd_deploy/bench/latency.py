@@ -21,6 +21,7 @@ from tqdm import tqdm
 from ..checkpoint import load_checkpoint
 from ..errors import SSDDeployError
 from ..pipeline import preprocess
+from ..postprocess import PostprocessConfig
 from ..runtimes import Detector, StageTimes, load
 from .baseline import TorchvisionBaseline, baseline_unsupported, build_torchvision_model
 from .images import bench_images, default_calibration
@@ -38,13 +39,18 @@ class LatencyConfig:
         precisions: fp32, fp16, bf16, int8; None: every precision a runtime supports here.
         batch_sizes: images per ``detect`` call.
         warmup: untimed calls before timing (TorchScript's profiling executor needs several). iterations: timed calls (per stage split too).
-        max_seconds: stop a measurement after this long (at least ``min_iterations`` runs).
+        max_seconds: stop a warm-up, and a measurement, after this long (at least ``min_iterations``
+            timed runs): bounds runtimes that stay slow (TorchScript's profiling executor).
         threads: CPU threads for every runtime (torch, ONNX Runtime, OpenVINO); None: torch's
             default (one per physical core).
         device: ``cpu`` or ``cuda[:N]``.
         images: folder of images to detect on (any sizes; searched recursively); None: generated
             shapes scenes of ``image_size`` (height, width).
         calibration: INT8 calibration images; None: ``images``, else generated shapes scenes.
+        postprocess: score threshold, NMS IoU, detections kept and top-k candidates, inside every
+            exported graph, the pytorch runtime and the baseline alike (default: the SSD paper's
+            evaluation settings, score 0.01; deployments often use a higher score, which leaves
+            NMS fewer candidates).
         baseline: also time torchvision's eager pipeline (where the architecture has one).
         split: measure the decode + NMS share with the network-only companions.
         verify: check each exported file against PyTorch once, when it is written.
@@ -64,6 +70,7 @@ class LatencyConfig:
     image_size: tuple[int, int] = (480, 640)
     calibration: Path | None = None
     calibration_images: int = 200
+    postprocess: PostprocessConfig = PostprocessConfig()
     baseline: bool = True
     split: bool = True
     verify: bool = True
@@ -90,7 +97,12 @@ class Samples:
     postprocess: list[float]
 
 
-def run_latency(inputs: Sequence[str | Path], config: LatencyConfig = LatencyConfig(), out_dir: str | Path = "runs/bench") -> LatencyReport:
+def run_latency(
+    inputs: Sequence[str | Path],
+    config: LatencyConfig = LatencyConfig(),
+    out_dir: str | Path = "runs/bench",
+    on_progress: Callable[[LatencyReport], None] | None = None,
+) -> LatencyReport:
     """Measure every chosen runtime × precision × batch size of every input.
 
     Args:
@@ -98,6 +110,8 @@ def run_latency(inputs: Sequence[str | Path], config: LatencyConfig = LatencyCon
             ``out_dir/cache``) or exported files (run as they are).
         config: see :class:`LatencyConfig`.
         out_dir: where the cache (and, through :meth:`LatencyReport.write`, the results) go.
+        on_progress: called with the report so far after each runtime (e.g. to write partial
+            results, so a long run that is stopped keeps what it measured); speed-ups are filled in.
 
     Returns:
         A :class:`LatencyReport` (call ``.write(out_dir)`` for Markdown, CSV, JSON and the plot).
@@ -119,28 +133,31 @@ def run_latency(inputs: Sequence[str | Path], config: LatencyConfig = LatencyCon
         calibration = config.calibration or config.images
         if calibration is None and any(p.precision == "int8" for p in planned) and is_checkpoint(path):
             calibration = default_calibration(out / "cache", log)
-        settings = ExportSettings(out / "cache", calibration, config.calibration_images, config.device, config.verify)
+        settings = ExportSettings(out / "cache", calibration, config.calibration_images, config.device, config.verify, config.postprocess)
         variants = prepare_variants(path, planned, settings, _runtime_options(threads), log)
-        report.rows += _measure_input(path, variants, images, config, report, log)
+        _measure_input(path, variants, images, config, report, log, on_progress)
     _add_speedups(report.rows)
     return report
 
 
-def _measure_input(path: Path, variants: list[Variant], images: list[np.ndarray], config: LatencyConfig, report: LatencyReport, log) -> list[LatencyRow]:
-    rows: list[LatencyRow] = []
+def _measure_input(path: Path, variants: list[Variant], images: list[np.ndarray], config: LatencyConfig, report: LatencyReport,
+                   log: Callable[[str], None], on_progress: Callable[[LatencyReport], None] | None) -> None:
+    """Add the baseline's and every variant's rows (or failures) of one input to ``report``."""
     arch = ""
     if is_checkpoint(path):
         baseline_rows, arch, reason = _measure_baseline(path, images, config)
-        rows += baseline_rows
+        report.rows += baseline_rows
         if reason:
             report.skipped.append(SkipRecord(path.name, "torchvision baseline", None, reason))
     for variant in variants:
         try:
-            rows += _measure_variant(path, arch, variant, images, config)
+            report.rows += _measure_variant(path, arch, variant, images, config)
         except SSDDeployError as error:
             report.failed.append(SkipRecord(path.name, variant.runtime, variant.precision, str(error)))
             log(f"{path.name}: {variant.label} failed: {error}")
-    return rows
+        if on_progress is not None:
+            _add_speedups(report.rows)
+            on_progress(report)
 
 
 def _measure_variant(path: Path, arch: str, variant: Variant, images: list[np.ndarray], config: LatencyConfig) -> list[LatencyRow]:
@@ -176,7 +193,7 @@ def _measure_baseline(path: Path, images: list[np.ndarray], config: LatencyConfi
         reason = "the baseline is timed on the CPU only"
     if reason is not None:
         return [], arch, reason
-    baseline = TorchvisionBaseline(build_torchvision_model(model), names)
+    baseline = TorchvisionBaseline(build_torchvision_model(model, config.postprocess), names)
     rows = []
     for batch in _bar(config.batch_sizes, f"{path.name}: torchvision eager", config.progress):
         samples = _time_calls(baseline.detect, lambda: baseline.last_times, images[:batch], config)
@@ -209,10 +226,19 @@ def _network_call(variant: Variant, detector: Detector, config: LatencyConfig) -
     return companion.runner.infer, companion.close
 
 
+def _warm_up(calls: Sequence[Callable[[], Any]], config: LatencyConfig, least: int = 0) -> None:
+    """Run each of ``calls`` ``warmup`` times (at least ``least``), stopping early after ``max_seconds``."""
+    deadline = time.perf_counter() + config.max_seconds
+    for i in range(max(config.warmup, least)):
+        if i >= least and time.perf_counter() > deadline:
+            break
+        for call in calls:
+            call()
+
+
 def _time_calls(call: Callable[[list], Any], times: Callable[[], StageTimes], images: list, config: LatencyConfig) -> Samples:
     """Warm up, then time ``call(images)`` until ``iterations`` runs or ``max_seconds``."""
-    for _ in range(config.warmup):
-        call(images)
+    _warm_up([lambda: call(images)], config)
     samples = Samples([], [], [], [])
     deadline = time.perf_counter() + config.max_seconds
     for i in range(config.iterations):
@@ -230,9 +256,7 @@ def _time_calls(call: Callable[[list], Any], times: Callable[[], StageTimes], im
 
 def _time_split(full: Callable, network: Callable, batch: torch.Tensor, config: LatencyConfig) -> tuple[float, float]:
     """(network-only median ms, median of paired full − network-only ms), alternating the two."""
-    for _ in range(max(1, config.warmup)):
-        network(batch)
-        full(batch)
+    _warm_up([lambda: network(batch), lambda: full(batch)], config, least=1)
     network_ms, differences = [], []
     deadline = time.perf_counter() + config.max_seconds
     for i in range(config.iterations):
@@ -292,6 +316,7 @@ def _settings(config: LatencyConfig, threads: int) -> dict[str, Any]:
     settings["threads"] = threads
     settings["images"] = str(config.images) if config.images else f"generated shapes scenes {config.image_size[0]}x{config.image_size[1]} (HxW)"
     settings["calibration"] = str(config.calibration) if config.calibration else None
+    settings["postprocess"] = asdict(config.postprocess)
     return settings
 
 

@@ -33,6 +33,7 @@ from ..export import ExportOptions, describe_model, export_model, get_format
 from ..export.int8 import module_scopes, quantize_onnx
 from ..export.metadata import INPUT_NAME
 from ..export.verify import sample_batch
+from ..postprocess import PostprocessConfig
 from .variants import ExportSettings, FileKind, int8_quantizer
 
 NETWORK_ONLY_KEY = "network_only"
@@ -70,6 +71,9 @@ def file_names(kind: FileKind, settings: ExportSettings) -> tuple[str, str]:
         tag += f"-{int8_quantizer()}-{settings.calibration_images}-{_short_hash(str(Path(settings.calibration).resolve()))}"
     if kind.format == "pt2" or kind.precision == "fp16":
         tag += f"-{torch.device(settings.device).type}"
+    post = settings.postprocess
+    if post != PostprocessConfig():
+        tag += f"-s{post.score_threshold:g}-iou{post.iou_threshold:g}-k{post.max_detections}-top{post.topk_candidates}"
     return f"{tag}{suffix}", f"{tag}-network{suffix}"
 
 
@@ -118,6 +122,7 @@ def _options(kind: FileKind, settings: ExportSettings) -> ExportOptions:
         int8_quantizer=int8_quantizer(),
         device=settings.device if on_device else "cpu",
         verify=settings.verify,
+        postprocess=settings.postprocess,
     )
 
 

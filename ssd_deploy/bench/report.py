@@ -199,6 +199,10 @@ def _ms(value: float | None) -> str:
 def _settings_line(settings: dict[str, Any]) -> str:
     keys = ("device", "threads", "batch_sizes", "warmup", "iterations", "max_seconds", "images")
     parts = [f"{key} {settings[key]}" for key in keys if key in settings]
+    post = settings.get("postprocess")
+    if post:
+        parts.append(f"score > {post['score_threshold']:g}, NMS IoU {post['iou_threshold']:g}, top {post['topk_candidates']} per class, "
+                     f"{post['max_detections']} kept")
     return ("Settings: " + ", ".join(parts)) if parts else ""
 
 

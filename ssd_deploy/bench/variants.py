@@ -22,6 +22,7 @@ import torch
 from ..errors import SSDDeployError
 from ..export.formats import read_metadata
 from ..lookup import lookup
+from ..postprocess import PostprocessConfig
 from ..runtimes import RUNTIMES, runtime_for_file
 from ..runtimes.base import PRECISIONS
 
@@ -243,6 +244,7 @@ class ExportSettings:
         calibration: folder of INT8 calibration images. calibration_images: at most this many.
         device: ``cpu`` or ``cuda``: pt2 is compiled for it; fp16 files are checked on it.
         verify: check each exported file against PyTorch once, when it is written.
+        postprocess: the thresholds inside exported graphs (and of the pytorch runtime).
     """
 
     cache_dir: Path
@@ -250,6 +252,7 @@ class ExportSettings:
     calibration_images: int = 200
     device: str = "cpu"
     verify: bool = True
+    postprocess: PostprocessConfig = PostprocessConfig()
 
 
 def checkpoint_digest(path: Path) -> str:
@@ -292,6 +295,8 @@ def prepare_variants(
         extra = dict(options.get(p.runtime, {}))
         if p.runtime == "tensorrt" and p.precision == "int8":
             extra.setdefault("calibration_images", settings.calibration)
+        if p.runtime == "pytorch":
+            extra.setdefault("postprocess", settings.postprocess)
         if p.kind.format is None:
             variants.append(Variant(p.runtime, p.precision, path, None, extra))
         else:

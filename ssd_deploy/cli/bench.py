@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..bench.latency import LatencyConfig, run_latency
 from ..bench.parity import DEFAULT_TOLERANCES, ParityConfig, run_parity
+from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES
 from ..training.config import DATA_FORMATS
 from . import run_cli
@@ -61,10 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8], help="images per detect() call")
     latency.add_argument("--warmup", type=int, default=10, help="untimed calls first (TorchScript's profiling executor needs several)")
     latency.add_argument("--iterations", type=int, default=50, help="timed calls per measurement")
-    latency.add_argument("--max-seconds", type=float, default=60.0, help="stop a measurement after this long (at least 5 timed calls)")
+    latency.add_argument("--max-seconds", type=float, default=60.0, help="stop a warm-up, and a measurement, after this long (at least 5 timed calls)")
     latency.add_argument("--images", type=Path, help="folder of images to detect on (any sizes); default: generated shapes scenes")
     latency.add_argument("--image-size", type=int, nargs=2, default=[480, 640], metavar=("HEIGHT", "WIDTH"),
                          help="size of the generated images (without --images)")
+    defaults = PostprocessConfig()
+    latency.add_argument("--score", type=float, default=defaults.score_threshold,
+                         help="score threshold inside every exported graph, the pytorch runtime and the baseline (the paper's "
+                         "evaluation setting by default; a deployment's higher threshold leaves NMS fewer candidates)")
+    latency.add_argument("--topk", type=int, default=defaults.topk_candidates, help="candidates per class entering NMS (same places)")
     latency.add_argument("--no-baseline", action="store_true", help="skip torchvision's eager pipeline")
     latency.add_argument("--no-split", action="store_true", help="skip the network-only runs (post-processing then = host part only)")
     _common(latency)
@@ -104,9 +110,10 @@ def _latency(args: argparse.Namespace) -> int:
         batch_sizes=tuple(args.batch_sizes), warmup=args.warmup, iterations=args.iterations, max_seconds=args.max_seconds,
         threads=args.threads, device=args.device, images=args.images, image_size=tuple(args.image_size),
         calibration=args.calib, calibration_images=args.calib_images, baseline=not args.no_baseline, split=not args.no_split,
+        postprocess=PostprocessConfig(score_threshold=args.score, topk_candidates=args.topk),
         verify=not args.no_verify, progress=not args.no_progress,
     )
-    report = run_latency(args.models, config, args.out)
+    report = run_latency(args.models, config, args.out, on_progress=lambda partial: partial.write(args.out, plot=False))
     written = report.write(args.out, plot=not args.no_plot)
     print(report.markdown())
     print("wrote " + ", ".join(str(path) for path in written.values()))
