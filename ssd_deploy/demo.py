@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import atomic_write, load_state_dict_file
-from .data.shapes import generate_shapes_dataset
+from .data.shapes import ensure_shapes_dataset
 from .errors import SSDDeployError
 
 # The demo's training recipe, measured on 2 CPU cores (README, "Train"). SSDLite from scratch on
@@ -88,8 +88,10 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
         return time.perf_counter()
 
     t = step(1, "data: the synthetic shapes dataset")
-    train_dir = _shapes(out / "data" / f"train-{config.train_images}-seed{config.seed}", config.train_images, config.seed, config.progress)
-    val_dir = _shapes(out / "data" / f"val-{config.val_images}-seed{config.seed + 1}", config.val_images, config.seed + 1, config.progress)
+    train_dir = ensure_shapes_dataset(out / "data" / f"train-{config.train_images}-seed{config.seed}", config.train_images,
+                                      seed=config.seed, progress=config.progress)
+    val_dir = ensure_shapes_dataset(out / "data" / f"val-{config.val_images}-seed{config.seed + 1}", config.val_images,
+                                    seed=config.seed + 1, progress=config.progress)
     timings["data_s"] = time.perf_counter() - t
 
     t = step(2, f"train: {DEMO_TRAINING['arch']} at {DEMO_TRAINING['input_size'][0]} px, {config.epochs} epochs")
@@ -134,14 +136,6 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     print("\nlatency (milliseconds per call; speed-up against torchvision's eager pipeline):\n" + latency.markdown())
     print(f"\ndemo: done in {timings['total_s'] / 60:.1f} min; report in {report_dir / 'README.md'}")
     return report
-
-
-def _shapes(folder: Path, count: int, seed: int, progress: bool) -> Path:
-    if (folder / "annotations.json").is_file():  # written last: the set is complete
-        print(f"data: reusing {count} generated images in {folder}")
-        return folder
-    print(f"data: generating {count} images in {folder} (seed {seed})")
-    return generate_shapes_dataset(folder, count, seed=seed, progress=progress)
 
 
 def _train(config: DemoConfig, train_dir: Path, val_dir: Path) -> tuple[Path, dict[str, Any]]:
@@ -216,7 +210,7 @@ def _pictures(model: Path, val_dir: Path, folder: Path, count: int = 4, min_scor
     from .images import list_images, read_image, write_image
     from .runtimes import load
 
-    detector = load(model, runtime="onnxruntime")
+    detector = load(model)  # the runtime "auto" picks for the file
     written = []
     for path in list_images(val_dir / "JPEGImages")[:count]:
         image = read_image(path)

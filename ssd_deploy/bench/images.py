@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 
 from ..calibration import find_calibration_images
-from ..data.shapes import generate_shapes_dataset, render_scene
+from ..data.shapes import ensure_shapes_dataset, render_scene
 from ..errors import SSDDeployError
 from ..images import read_image
 
@@ -42,7 +42,6 @@ def default_calibration(cache_dir: Path, log: Callable[[str], None] = print, siz
     """
     folder = cache_dir / "calibration-shapes"
     images = folder / "JPEGImages"
-    if not (folder / "annotations.json").is_file():
-        log(f"generating {CALIBRATION_COUNT} calibration images in {folder} (once; pass --calib FOLDER to use your own)")
-        generate_shapes_dataset(folder, CALIBRATION_COUNT, seed=CALIBRATION_SEED, size=size, progress=False)
+    ensure_shapes_dataset(folder, CALIBRATION_COUNT, seed=CALIBRATION_SEED, size=size, progress=False, log=log,
+                          note=" for INT8 calibration (pass --calib FOLDER to use your own)")
     return images

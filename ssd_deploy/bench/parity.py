@@ -19,7 +19,7 @@ from ..checkpoint import load_checkpoint
 from ..compare import detection_recall
 from ..data.dataset import DetectionDataset, load_dataset
 from ..data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
-from ..data.shapes import generate_shapes_dataset
+from ..data.shapes import ensure_shapes_dataset
 from ..errors import SSDDeployError
 from ..evaluation import evaluate_detections
 from ..pipeline import preprocess
@@ -134,8 +134,7 @@ def _dataset(config: ParityConfig, class_names: list[str], out: Path) -> Detecti
             )
         height, width = config.shapes_size
         data = out / "cache" / f"parity-shapes-{config.shapes_images}-{height}x{width}"
-        if not (data / "annotations.json").is_file():
-            generate_shapes_dataset(data, config.shapes_images, seed=SHAPES_SEED, size=config.shapes_size, progress=config.progress)
+        ensure_shapes_dataset(data, config.shapes_images, seed=SHAPES_SEED, size=config.shapes_size, progress=config.progress)
     dataset = load_dataset(data, config.data_format if config.data else "voc", split=config.split, class_names=class_names,
                            images_dir=config.images_dir, skip_bad=config.skip_bad_data)
     if config.max_images is not None:

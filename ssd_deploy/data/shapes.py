@@ -12,6 +12,7 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -159,6 +160,20 @@ def generate_shapes_dataset(
     path = out_dir / "annotations.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return out_dir
+
+
+def ensure_shapes_dataset(
+    out_dir: str | Path, num_images: int, seed: int = 0, size: tuple[int, int] = (320, 320), progress: bool = True,
+    log: Callable[[str], None] = print, note: str = "",
+) -> Path:
+    """:func:`generate_shapes_dataset` once: a folder with ``annotations.json`` (written last, so
+    the set is complete) is reused, and ``log`` says which happened (``note`` is added when generating)."""
+    out_dir = Path(out_dir)
+    if (out_dir / "annotations.json").is_file():
+        log(f"data: reusing {num_images} generated images in {out_dir}")
+        return out_dir
+    log(f"data: generating {num_images} images in {out_dir} (seed {seed}){note}")
+    return generate_shapes_dataset(out_dir, num_images, seed=seed, size=size, progress=progress)
 
 
 def _write_voc_xml(path: Path, filename: str, scene: Scene, size: tuple[int, int]) -> None:

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
 from ..data.dataset import DetectionDataset, load_dataset
 from ..data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
-from ..data.shapes import generate_shapes_dataset
+from ..data.shapes import ensure_shapes_dataset
 from ..data.transforms import TrainTransform, collate
 from .config import SHAPES, TrainConfig
 from .distributed import DistContext, barrier
@@ -35,11 +35,7 @@ def ensure_shapes(config: TrainConfig, context: DistContext) -> tuple[Path, Path
     train_dir, val_dir = shapes_paths(config)
     if context.is_main:
         for folder, count, seed in ((train_dir, config.shapes_train, config.seed), (val_dir, config.shapes_val, config.seed + 1)):
-            if (folder / "annotations.json").is_file():
-                print(f"data: reusing the generated shapes dataset in {folder}")
-            else:
-                print(f"data: generating {count} shapes images in {folder} (seed {seed})")
-                generate_shapes_dataset(folder, count, seed=seed, progress=config.progress)
+            ensure_shapes_dataset(folder, count, seed=seed, progress=config.progress)
     barrier(context)
     return train_dir, val_dir
 
