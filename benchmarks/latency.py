@@ -1,12 +1,16 @@
 """Regenerate the README's latency tables for SSDLite-MobileNetV3 (320) and SSD300-VGG16, and check
 the speed targets.
 
+    python benchmarks/latency.py                      # trains both briefly on generated shapes first
     python benchmarks/latency.py --ssdlite runs/ssdlite/best.pt --vgg runs/vgg/best.pt
     python benchmarks/latency.py --ssdlite ~/.cache/torch/hub/checkpoints/ssdlite320_mobilenet_v3_large_coco-a79551df.pth
 
-Checkpoints are ssd-train's (or torchvision's COCO state dicts, which load directly); nothing is
-trained here. Runs ``ssd-bench latency`` (every runtime usable here, batch 1 and 8) into
-``--out``, then checks, on one quiet machine and in one run:
+Checkpoints are ssd-train's (or torchvision's COCO state dicts, which load directly). Without
+``--ssdlite``/``--vgg``, both models are trained here on generated shapes at their native sizes
+(``--train-images``, one epoch; reused from ``OUT/models`` when present): nothing can be
+downloaded here, and latency needs trained weights only for realistic score distributions
+(how many candidates reach NMS). Runs ``ssd-bench latency`` (every runtime usable here, batch 1
+and 8) into ``--out``, then checks, on one quiet machine and in one run:
 
 - SSDLite: the fastest runtime's batch-1 end-to-end latency is at least 6x below torchvision's eager pipeline;
 - SSD300-VGG16: at least 2x in FP32, and at least 4x with INT8 or BF16;
@@ -28,6 +32,27 @@ from ssd_deploy.postprocess import PostprocessConfig
 
 ARCHS = {"ssdlite": "ssdlite_mobilenet_v3", "vgg": "ssd300_vgg16"}
 POST_SHARE = 0.10
+
+
+def shapes_trained(key: str, out: Path, train_images: int) -> Path:
+    """``ARCHS[key]`` at its native input size, trained one epoch on generated shapes (the demo's
+    optimiser settings), or the checkpoint of an earlier run in ``out/models/KEY``."""
+    from ssd_deploy.demo import DEMO_TRAINING
+    from ssd_deploy.training import TrainConfig
+    from ssd_deploy.training.trainer import train
+
+    output = out / "models" / key
+    best = output / "best.pt"
+    if best.is_file():
+        print(f"{key}: reusing {best} (delete it to train again)")
+        return best
+    recipe = {**DEMO_TRAINING, "arch": ARCHS[key], "input_size": None, "eval_every": 1}
+    config = TrainConfig(**recipe, data="shapes", shapes_train=train_images, shapes_val=100, epochs=1, output=str(output))
+    result = train(config)
+    if result.best_checkpoint is None:
+        raise SystemExit(f"{output}: training wrote no best.pt")
+    print(f"{key}: trained {train_images} images in {sum(r.get('epoch_s', 0.0) for r in result.history):.0f} s, mAP@0.5 {result.best_value:.3f}")
+    return result.best_checkpoint
 
 
 def targets(report: LatencyReport, models: dict[str, str]) -> list[dict]:
@@ -61,8 +86,9 @@ def _at_least(value: float | None, target: float) -> bool | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--ssdlite", type=Path, help="SSDLite-MobileNetV3 320 checkpoint (trained)")
-    parser.add_argument("--vgg", type=Path, help="SSD300-VGG16 checkpoint (trained)")
+    parser.add_argument("--ssdlite", type=Path, help="SSDLite-MobileNetV3 320 checkpoint (trained); default: train one here")
+    parser.add_argument("--vgg", type=Path, help="SSD300-VGG16 checkpoint (trained); default: train one here")
+    parser.add_argument("--train-images", type=int, default=800, help="generated images to train a missing checkpoint on (one epoch)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-latency"), help="output folder (exports cached in OUT/cache)")
     parser.add_argument("--iterations", type=int, default=50, help="timed calls per measurement")
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls first")
@@ -76,7 +102,7 @@ def main() -> int:
     args = parser.parse_args()
     given = {key: path for key, path in (("ssdlite", args.ssdlite), ("vgg", args.vgg)) if path is not None}
     if not given:
-        parser.error("give --ssdlite and/or --vgg checkpoints")
+        given = {key: shapes_trained(key, args.out, args.train_images) for key in ARCHS}
     for key, path in given.items():
         arch = load_checkpoint(path)[0].config.arch
         if arch != ARCHS[key]:

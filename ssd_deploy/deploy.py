@@ -72,9 +72,11 @@ class DeployModule(DecodeModule):
         postprocess: PostprocessConfig = PostprocessConfig(),
         priors: Tensor | None = None,
         sigmoid: bool | None = None,
+        torchvision_nms: bool = False,
     ) -> None:
         super().__init__(model, priors, sigmoid)
         self.postprocess = postprocess
+        self.torchvision_nms = torchvision_nms  # see postprocess.select_padded
         self.score_threshold = float(postprocess.score_threshold)
         self.iou_threshold = float(postprocess.iou_threshold)
         self.max_detections = int(postprocess.max_detections)
@@ -84,7 +86,13 @@ class DeployModule(DecodeModule):
         loc, logits = self.model(images)
         boxes, scores = decode_predictions(loc, logits, self.priors, sigmoid=self.sigmoid)
         return select_padded(
-            boxes, scores, self.score_threshold, self.iou_threshold, self.max_detections, self.topk_candidates
+            boxes,
+            scores,
+            self.score_threshold,
+            self.iou_threshold,
+            self.max_detections,
+            self.topk_candidates,
+            self.torchvision_nms,
         )
 
 

@@ -12,9 +12,8 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
-from torchvision.ops import batched_nms, nms
-
 from .box_coder import SSD_VARIANCES, Variances, decode
+from .grouped_nms import grouped_nms, offset_nms_mask
 from .tensor_nms import batched_nms_tensor
 
 
@@ -87,85 +86,62 @@ def select_padded(
     iou_threshold: float,
     max_detections: int,
     topk_candidates: int,
+    torchvision_nms: bool = False,
 ) -> PaddedDetections:
     """:func:`select_detections` with the thresholds as plain arguments, so TorchScript can compile
-    it (it does not take dataclasses)."""
+    it (it does not take dataclasses).
+
+    ``torchvision_nms`` makes exported graphs call ``torchvision::nms`` rather than
+    ``ssd_deploy::grouped_nms`` (for AOTInductor packages; see :mod:`ssd_deploy.grouped_nms`).
+    Every shape below is static but the batch, so exporters need no data-dependent sizes.
+    """
     num_images, num_priors, num_classes = scores.size(0), scores.size(1), scores.size(2)
+    groups = num_classes - 1
     k = min(topk_candidates, num_priors)
-    # Per image and foreground class, the k best priors: [N, C-1, k].
+    # Per image and foreground class, the k best priors and their boxes: [N, G, k], [N, G, k, 4].
     top_scores, top_prior = scores[:, :, 1:].transpose(1, 2).topk(k, dim=2)
-    labels = torch.arange(1, num_classes, device=scores.device).view(1, -1, 1).expand_as(top_prior)
-    images = torch.arange(num_images, device=scores.device).view(-1, 1, 1).expand_as(top_prior)
+    flat_prior = top_prior.reshape(num_images, groups * k, 1).expand(-1, -1, 4)
+    top_boxes = boxes.gather(1, flat_prior).reshape(num_images, groups, k, 4)
+    keep = _grouped_nms_mask(top_boxes, top_scores, iou_threshold, score_threshold, torchvision_nms)
 
-    candidate = (top_scores > score_threshold).nonzero()  # [M, 3]: image, class - 1, rank
-    image_at, class_at, rank_at = candidate[:, 0], candidate[:, 1], candidate[:, 2]
-    cand_images, cand_labels = images[image_at, class_at, rank_at], labels[image_at, class_at, rank_at]
-    cand_scores = top_scores[image_at, class_at, rank_at]
-    cand_boxes = boxes[cand_images, top_prior[image_at, class_at, rank_at]]
-    keep = _grouped_nms(cand_boxes, cand_scores, cand_images, cand_labels, num_classes, iou_threshold)
-
-    # ``keep`` is sorted by score; a detection's rank in its image = earlier kept ones of that
-    # image (a running count per image, [M, N]; no sort, which the ONNX exporter cannot translate).
-    kept_images = cand_images[keep]
-    same_image = kept_images[:, None] == torch.arange(num_images, device=keep.device)[None, :]
-    counts = same_image.sum(dim=0)
-    rank = same_image.cumsum(dim=0).gather(1, kept_images[:, None]).squeeze(1) - 1
-    within = rank < max_detections
-    keep, kept_images, rank = keep[within], kept_images[within], rank[within]
-    out_boxes = boxes.new_zeros(num_images, max_detections, 4)
-    out_scores = scores.new_zeros(num_images, max_detections)
-    out_labels = torch.zeros(num_images, max_detections, dtype=torch.int32, device=scores.device)
-    out_boxes[kept_images, rank] = cand_boxes[keep]
-    out_scores[kept_images, rank] = cand_scores[keep]
-    out_labels[kept_images, rank] = cand_labels[keep].to(torch.int32)
-    num_detections = counts.clamp(max=max_detections).to(torch.int32)
+    # The best max_detections kept candidates of each image, by decreasing score: a fixed-size
+    # top-k over all candidates with the dropped ones scored -1 (probabilities are >= 0).
+    keep = keep.reshape(num_images, groups * k)
+    ranked = torch.where(keep, top_scores.reshape(num_images, groups * k), torch.full_like(keep, -1.0, dtype=scores.dtype))
+    best_scores, best = ranked.topk(min(max_detections, groups * k), dim=1)
+    valid = keep.gather(1, best)
+    out_scores = torch.where(valid, best_scores, torch.zeros_like(best_scores))
+    best_boxes = top_boxes.reshape(num_images, groups * k, 4).gather(1, best.unsqueeze(2).expand(-1, -1, 4))
+    out_boxes = torch.where(valid.unsqueeze(2), best_boxes, torch.zeros_like(best_boxes))
+    labels = torch.div(best, k, rounding_mode="floor") + 1
+    out_labels = torch.where(valid, labels, torch.zeros_like(labels)).to(torch.int32)
+    num_detections = valid.sum(dim=1).to(torch.int32)
+    missing = max_detections - best.size(1)
+    if missing > 0:  # fewer candidates in all than K: pad (static shapes, so exporters fold it)
+        out_boxes = torch.nn.functional.pad(out_boxes, [0, 0, 0, missing])
+        out_scores = torch.nn.functional.pad(out_scores, [0, missing])
+        out_labels = torch.nn.functional.pad(out_labels, [0, missing])
     return PaddedDetections(num_detections, out_boxes, out_scores, out_labels)
 
 
-# Above this many candidates eager code runs NMS group by group: one NMS over all groups compares
-# every pair (O(M^2)). torchvision's batched_nms makes the same switch (4000 coordinates on CPU).
-MAX_CANDIDATES_SINGLE_NMS = 1000
-
-
-def _is_exporting() -> bool:
-    return torch.jit.is_tracing() or torch.compiler.is_compiling()
-
-
-def _grouped_nms(boxes: Tensor, scores: Tensor, images: Tensor, labels: Tensor, num_classes: int, iou_threshold: float) -> Tensor:
-    """NMS within each (image, class) group.
-
-    Returns:
-        Tensor[M] int64 indices of kept boxes, by decreasing score.
-    """
-    if torch.jit.is_scripting():
-        # TorchScript files must load without torchvision's operator library (C++ programs),
-        # so they get the plain-tensor NMS, which returns the same boxes. TorchScript resolves
-        # ``is_scripting`` at compile time and never compiles the ``else`` branch.
-        return batched_nms_tensor(boxes, scores, images * num_classes + labels, iou_threshold)
-    else:
-        return _torchvision_grouped_nms(boxes, scores, images, labels, num_classes, iou_threshold)
-
-
-def _torchvision_grouped_nms(
-    boxes: Tensor, scores: Tensor, images: Tensor, labels: Tensor, num_classes: int, iou_threshold: float
+def _grouped_nms_mask(
+    boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float, torchvision_nms: bool
 ) -> Tensor:
-    """Grouped NMS through torchvision's operator (eager code, ``torch.export``, ONNX).
-
-    In graphs being traced or exported, and for small inputs, this is one ``torchvision.ops.nms``
-    call: boxes (in [0, 1]) are shifted by ``2 * label`` along x and ``2 * image`` along y, so
-    boxes of different groups never overlap. That is torchvision's ``batched_nms`` coordinate
-    trick without its Python branch, which ``torch.export`` cannot capture, and with two axes so
-    coordinates stay below 2 * max(C, N) rather than 2 * N * C (float32 then resolves 1.5e-5 of
-    the image side for 91 classes). ONNX exports it as a standard ``NonMaxSuppression``. Eager
-    code with many candidates uses ``batched_nms``'s per-group loop instead, which is exact and
-    avoids the quadratic cost.
-    """
-    if not _is_exporting() and boxes.shape[0] > MAX_CANDIDATES_SINGLE_NMS:
-        return batched_nms(boxes, scores, images * num_classes + labels, iou_threshold)
-    shift_x = labels.to(boxes.dtype) * 2.0
-    shift_y = images.to(boxes.dtype) * 2.0
-    shifted = boxes + torch.stack((shift_x, shift_y, shift_x, shift_y), dim=1)
-    return nms(shifted, scores, iou_threshold)
+    """Bool[N, G, k]: candidates kept by NMS within each (image, class) group (boxes [N, G, k, 4])."""
+    if torch.jit.is_scripting():
+        # TorchScript files must load without torchvision's (or our) operator library (C++
+        # programs), so they get the plain-tensor NMS, which returns the same boxes. TorchScript
+        # resolves ``is_scripting`` at compile time and never compiles the ``else`` branch.
+        candidates = (scores > score_threshold).nonzero()
+        image, group, index = candidates[:, 0], candidates[:, 1], candidates[:, 2]
+        kept = batched_nms_tensor(boxes[image, group, index], scores[image, group, index], image * scores.size(1) + group, iou_threshold)
+        keep = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+        keep[image[kept], group[kept], index[kept]] = True
+        return keep
+    else:
+        if torchvision_nms:
+            return offset_nms_mask(boxes, scores, iou_threshold, score_threshold)
+        return grouped_nms(boxes, scores, iou_threshold, score_threshold)
 
 
 def postprocess(

@@ -4,8 +4,8 @@
 calls it only loads in a C++ program that has also loaded torchvision's operator library. The
 exported TorchScript files of ssd-deploy are self-contained instead, so inside them NMS is this
 function, which returns exactly what ``torchvision.ops.batched_nms`` returns (the tests compare
-them on random boxes, ties, identical boxes and empty inputs). Eager code, ``torch.export`` and
-ONNX keep using torchvision's operator (ONNX translates it to the standard NonMaxSuppression).
+them on random boxes, ties, identical boxes and empty inputs). Eager code, AOTInductor and ONNX
+use the operators of :mod:`ssd_deploy.grouped_nms` instead.
 
 How it stays exact without a Python loop over boxes: greedy NMS keeps box j (in decreasing score
 order) iff no *kept* box i < j of its group overlaps it by more than the threshold. That rule has
@@ -46,7 +46,11 @@ def batched_nms_tensor(
     Returns:
         Tensor[M'] int64 indices of kept boxes, by decreasing score (ties in input order).
     """
-    order = torch.sort(scores, descending=True, stable=True)[1]
+    # Group-major, by decreasing score within a group (ties in input order): a block then only
+    # meets kept boxes of its own groups, which sit just before it, so the work grows with the
+    # boxes of a group rather than with all boxes (a batch of images x classes).
+    by_score = torch.sort(scores, descending=True, stable=True)[1]
+    order = by_score[torch.sort(groups[by_score], stable=True)[1]]
     boxes = boxes[order]
     groups = groups[order]
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -55,8 +59,9 @@ def batched_nms_tensor(
     for start in range(0, num, block_size):
         end = min(start + block_size, num)
         block, block_areas, block_groups = boxes[start:end], areas[start:end], groups[start:end]
-        # Suppressed by a box kept in an earlier block?
+        # Suppressed by a box of the same group kept in an earlier block?
         kept = keep[:start].nonzero().squeeze(1)
+        kept = kept[groups[kept] >= block_groups[0]]
         by_earlier = _overlaps(boxes[kept], areas[kept], block, block_areas, iou_threshold)
         by_earlier = by_earlier & (groups[kept][:, None] == block_groups[None, :])
         candidate = ~by_earlier.any(dim=0)
@@ -72,4 +77,6 @@ def batched_nms_tensor(
                 break
             block_keep = updated
         keep[start:end] = block_keep
-    return order[keep]
+    # Back to torchvision's order: decreasing score, ties in input order.
+    kept_boxes = torch.sort(order[keep])[0]
+    return kept_boxes[torch.sort(scores[kept_boxes], descending=True, stable=True)[1]]

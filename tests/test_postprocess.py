@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import warnings
+
+import onnx
 import pytest
 import torch
-from torchvision.ops import batched_nms, box_iou
+from torchvision.ops import batched_nms, box_iou, nms
 
-from ssd_deploy.postprocess import PaddedDetections, PostprocessConfig, decode_predictions, postprocess, select_detections
+from ssd_deploy.export.onnx import CUSTOM_TRANSLATIONS
+from ssd_deploy.grouped_nms import grouped_nms, offset_nms_mask
+from ssd_deploy.postprocess import (
+    PaddedDetections,
+    PostprocessConfig,
+    _grouped_nms_mask,
+    decode_predictions,
+    postprocess,
+    select_detections,
+    select_padded,
+)
 
 NUM_CLASSES = 4  # background included
 NUM_PRIORS = 300
@@ -183,3 +196,69 @@ def test_nms_decision_does_not_depend_on_position_in_batch():
     reference = batched_nms(pair, scores[0, :, -1], torch.full((2,), num_classes - 1), config.iou_threshold)
     assert alone.num_detections.tolist() == [reference.numel()] == [2]
     assert select_detections(boxes, scores, config).num_detections.tolist() == [2] * num_images
+
+
+def _grouped_candidates(seed: int, num_images: int = 3, groups: int = 5, k: int = 60):
+    """Per-class candidate lists as select_padded builds them: boxes [N, G, k, 4], scores [N, G, k]."""
+    boxes, scores = _inputs(seed, num_images, num_priors=k * groups)
+    return boxes.reshape(num_images, groups, k, 4), scores[..., 1].reshape(num_images, groups, k).contiguous()
+
+
+def _reference_mask(boxes: torch.Tensor, scores: torch.Tensor, iou: float, threshold: float) -> torch.Tensor:
+    """torchvision.ops.nms on each (image, group) alone: the definition of grouped NMS."""
+    keep = torch.zeros(scores.shape, dtype=torch.bool)
+    for image in range(scores.shape[0]):
+        for group in range(scores.shape[1]):
+            (index,) = (scores[image, group] > threshold).nonzero(as_tuple=True)
+            kept = nms(boxes[image, group, index], scores[image, group, index], iou)
+            keep[image, group, index[kept]] = True
+    return keep
+
+
+def test_every_grouped_nms_implementation_keeps_what_per_group_nms_keeps():
+    # The eager operator (ONNX files carry its NonMaxSuppression translation), the torchvision::nms
+    # form of AOTInductor packages and the plain-tensor NMS of TorchScript files.
+    boxes, scores = _grouped_candidates(seed=11)
+    expected = _reference_mask(boxes, scores, 0.45, 0.2)
+    assert 20 < int(expected.sum()) < int((scores > 0.2).sum())  # NMS removed some, kept many
+    assert torch.equal(grouped_nms(boxes, scores, 0.45, 0.2), expected)
+    assert torch.equal(offset_nms_mask(boxes, scores, 0.45, 0.2), expected)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; LibTorch still loads it
+        scripted = torch.jit.script(_scripted_mask)
+    assert torch.equal(scripted(boxes, scores, 0.45, 0.2), expected)
+
+
+def _scripted_mask(boxes: torch.Tensor, scores: torch.Tensor, iou: float, threshold: float) -> torch.Tensor:
+    return _grouped_nms_mask(boxes, scores, iou, threshold, False)
+
+
+class _Select(torch.nn.Module):
+    def forward(self, boxes: torch.Tensor, scores: torch.Tensor):
+        return tuple(select_padded(boxes, scores, 0.2, 0.45, 100, 50))
+
+
+def test_onnx_translation_of_grouped_nms_matches_eager(tmp_path):
+    """The exported selection (one NonMaxSuppression over images x classes) against eager PyTorch,
+    run by ONNX Runtime: identical detections."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    boxes, scores = _inputs(seed=12, num_images=3)
+    path = tmp_path / "select.onnx"
+    batch = torch.export.Dim("batch", min=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            _Select(), (boxes, scores), dynamo=True, dynamic_shapes=({0: batch}, {0: batch}),
+            custom_translation_table=CUSTOM_TRANSLATIONS, verbose=False,
+        )
+    program.save(str(path))
+    node_types = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert node_types.count("NonMaxSuppression") == 1
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    for count in (3, 1):  # the batch is free
+        got = session.run(None, {names[0]: boxes[:count].numpy(), names[1]: scores[:count].numpy()})
+        expected = select_padded(boxes[:count], scores[:count], 0.2, 0.45, 100, 50)
+        assert expected.num_detections.min() > 10
+        for ours, theirs in zip(expected, got):
+            assert torch.equal(ours, torch.from_numpy(theirs))

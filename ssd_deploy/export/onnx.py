@@ -1,7 +1,8 @@
 """ONNX files through the exporter PyTorch recommends (``torch.onnx.export(..., dynamo=True)``).
 
-``torch.export`` captures the graph and torchvision's ``nms`` becomes the standard
-``NonMaxSuppression`` operator (no custom ops), so no translation has to be registered here.
+``torch.export`` captures the graph; our NMS operator (``ssd_deploy::grouped_nms``) is translated
+to the standard ``NonMaxSuppression`` (:func:`ssd_deploy.grouped_nms.onnx_translation`), so the
+file has no custom operators.
 Metadata goes into ``metadata_props``. The file is checked (``onnx.checker`` full check, which
 includes shape inference) before it is written.
 """
@@ -18,6 +19,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
+from .. import grouped_nms
 from ..errors import ExportError
 from .graph import GraphSpec
 from .metadata import DECODED_OUTPUTS, INPUT_NAME, NMS_OUTPUTS
@@ -27,6 +29,8 @@ MIN_OPSET = 17
 DEFAULT_OPSET = 18
 # Exporter progress and notes that are not problems of the user's model.
 QUIET_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+# Our operators in the graph and the ONNX Script that writes them as standard operators.
+CUSTOM_TRANSLATIONS = {torch.ops.ssd_deploy.grouped_nms.default: grouped_nms.onnx_translation}
 
 
 def write(
@@ -56,6 +60,7 @@ def write(
                 output_names=list(NMS_OUTPUTS if spec.nms else DECODED_OUTPUTS),
                 dynamic_shapes=dynamic_shapes,
                 optimize=True,
+                custom_translation_table=CUSTOM_TRANSLATIONS,
                 verbose=False,
             )
     finally:

@@ -13,10 +13,9 @@ NMS (``EngineOptions.nms``):
 - ``graph``: the engine computes what the ONNX computes. An ONNX exported with NMS has the standard
   ``NonMaxSuppression`` operator, which TensorRT's parser maps to its own NMS layer (INMSLayer); one
   exported without NMS gives decoded boxes and scores (the Detector then runs NMS on the host).
-  INMSLayer considers at most 5000 candidates per call (``topk_box_limit``'s maximum), and our
-  graph runs one NMS over all images of a batch: more candidates above the score threshold than
-  that (N x classes x ``topk_candidates`` at worst, reached only by untrained models or very low
-  thresholds) lose the lowest-scoring ones.
+  The graph's NonMaxSuppression has one batch per (image, class) holding that class's best
+  ``topk_candidates`` (400) boxes, well under INMSLayer's limit of 5000 per batch and class
+  (``topk_box_limit``'s maximum).
 - ``efficient``: for an ONNX exported without NMS, TensorRT's ``EfficientNMS_TRT`` plugin is
   appended to the parsed network (background class 0, no score activation: the scores are already
   softmaxed) and its outputs renamed to the contract's ``num_detections``, ``boxes``, ``scores``,
