@@ -59,8 +59,8 @@ class NetworkSpec:
     batch: int | None = None
     nms: bool = False
 
-    def build(self, network: nn.Module) -> nn.Module:
-        return NetworkGraph(network).eval()
+    def build(self, network: nn.Module, torchvision_nms: bool = False) -> nn.Module:
+        return NetworkGraph(network).eval()  # no NMS in it
 
 
 def file_names(kind: FileKind, settings: ExportSettings) -> tuple[str, str]:

@@ -12,7 +12,6 @@ The package is compiled for one device (the one ``example`` is on). Metadata is 
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -26,7 +25,7 @@ from .metadata import INPUT_NAME
 
 def write(network: nn.Module, spec: GraphSpec, example: Tensor, path: Path, metadata: dict[str, str]) -> None:
     """``torch.export`` the graph on ``example`` and package it with AOTInductor at ``path``."""
-    graph = replace(spec, torchvision_nms=True).build(network)
+    graph = spec.build(network, torchvision_nms=True)
     dynamic_shapes = None if spec.batch is not None else {INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=1024)}}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # deprecations inside torchvision's meta kernels
