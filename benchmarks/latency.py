@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -42,17 +43,18 @@ def shapes_trained(key: str, out: Path, train_images: int) -> Path:
     from ssd_deploy.training.trainer import train
 
     output = out / "models" / key
-    best = output / "best.pt"
-    if best.is_file():
-        print(f"{key}: reusing {best} (delete it to train again)")
-        return best
+    named = out / "models" / f"{ARCHS[key]}-shapes.pt"  # the report names models by file name
+    if named.is_file():
+        print(f"{key}: reusing {named} (delete it to train again)")
+        return named
     recipe = {**DEMO_TRAINING, "arch": ARCHS[key], "input_size": None, "eval_every": 1}
     config = TrainConfig(**recipe, data="shapes", shapes_train=train_images, shapes_val=100, epochs=1, output=str(output))
     result = train(config)
     if result.best_checkpoint is None:
         raise SystemExit(f"{output}: training wrote no best.pt")
     print(f"{key}: trained {train_images} images in {sum(r.get('epoch_s', 0.0) for r in result.history):.0f} s, mAP@0.5 {result.best_value:.3f}")
-    return result.best_checkpoint
+    shutil.copyfile(result.best_checkpoint, named)
+    return named
 
 
 def targets(report: LatencyReport, models: dict[str, str]) -> list[dict]:
@@ -90,6 +92,7 @@ def main() -> int:
     parser.add_argument("--vgg", type=Path, help="SSD300-VGG16 checkpoint (trained); default: train one here")
     parser.add_argument("--train-images", type=int, default=800, help="generated images to train a missing checkpoint on (one epoch)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-latency"), help="output folder (exports cached in OUT/cache)")
+    parser.add_argument("--runtimes", nargs="+", help="runtimes to measure (default: every one usable here)")
     parser.add_argument("--iterations", type=int, default=50, help="timed calls per measurement")
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls first")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="stop a warm-up, and a measurement, after this long")
@@ -107,7 +110,7 @@ def main() -> int:
         arch = load_checkpoint(path)[0].config.arch
         if arch != ARCHS[key]:
             parser.error(f"--{key} {path}: a {arch} checkpoint, expected {ARCHS[key]}")
-    config = LatencyConfig(batch_sizes=(1, 8), warmup=args.warmup, iterations=args.iterations, threads=args.threads,
+    config = LatencyConfig(runtimes=tuple(args.runtimes) if args.runtimes else None, batch_sizes=(1, 8), warmup=args.warmup, iterations=args.iterations, threads=args.threads,
                            images=args.images, calibration=args.calib, max_seconds=args.max_seconds, verify=not args.no_verify,
                            postprocess=PostprocessConfig(score_threshold=args.score))
     report = run_latency(list(given.values()), config, args.out, on_progress=lambda partial: partial.write(args.out, plot=False))

@@ -138,6 +138,33 @@ def test_thresholds_reach_every_runtime_and_name_the_cached_files(v3_checkpoint,
     assert (baseline.score_thresh, baseline.topk_candidates, baseline.nms_thresh) == (0.3, 100, 0.45)
 
 
+def test_a_failed_export_fails_only_its_variant(v3_checkpoint, tmp_path, monkeypatch):
+    """An INT8 file that fails its check must not stop the benchmark: its variant carries the
+    error (reported as failed), the other variants still get their files."""
+    from ssd_deploy.bench import network_export
+    from ssd_deploy.errors import ExportError
+
+    def export_model(checkpoint, path, options):
+        raise ExportError(path, "the exported file does not reproduce the PyTorch model")
+
+    monkeypatch.setattr(network_export, "export_model", export_model)
+    settings = ExportSettings(tmp_path, calibration=tmp_path)
+    planned, _ = plan_variants(v3_checkpoint, ("pytorch", "onnxruntime"), ("fp32", "int8"))
+    variants = {v.label: v for v in prepare_variants(v3_checkpoint, planned, settings, log=lambda _line: None)}
+    assert set(variants) == {"pytorch fp32", "onnxruntime fp32", "onnxruntime int8"}
+    assert variants["pytorch fp32"].export_error is None
+    for label in ("onnxruntime fp32", "onnxruntime int8"):
+        with pytest.raises(SSDDeployError, match="does not reproduce the PyTorch model"):
+            variants[label].check_exported()
+
+
+def test_models_with_the_same_file_name_are_refused(tmp_path):
+    # Rows and speed-ups are keyed by file name: two best.pt would share one baseline.
+    first, second = tmp_path / "a" / "best.pt", tmp_path / "b" / "best.pt"
+    with pytest.raises(SSDDeployError, match="same file name"):
+        run_latency([first, second], LatencyConfig(runtimes=("pytorch",)), tmp_path / "out")
+
+
 def test_latency_speedups_over_the_torchvision_baseline(baseline_latency):
     rows = {(r.label, r.batch): r for r in baseline_latency.rows}
     assert set(rows) == {("torchvision eager", 1), ("pytorch fp32", 1)}

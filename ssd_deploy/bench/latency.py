@@ -125,7 +125,9 @@ def run_latency(
     images = bench_images(config.images, max(config.batch_sizes), config.image_size)
     report = LatencyReport(rows=[], machine=machine_info(), settings=_settings(config, threads))
     log = tqdm.write if config.progress else (lambda _line: None)
-    for path in map(Path, inputs):
+    paths = [Path(p) for p in inputs]
+    _check_distinct_names(paths)
+    for path in paths:
         if not path.exists():
             raise SSDDeployError(f"{path}: no such file")
         planned, skipped = plan_variants(path, config.runtimes, config.precisions, config.device)
@@ -151,6 +153,7 @@ def _measure_input(path: Path, variants: list[Variant], images: list[np.ndarray]
             report.skipped.append(SkipRecord(path.name, "torchvision baseline", None, reason))
     for variant in variants:
         try:
+            variant.check_exported()
             report.rows += _measure_variant(path, arch, variant, images, config)
         except SSDDeployError as error:
             report.failed.append(SkipRecord(path.name, variant.runtime, variant.precision, str(error)))
@@ -291,6 +294,18 @@ def _row(path: Path, arch: str, runtime: str, precision: str, batch: int, device
         preprocess_ms=pre, network_ms=network_ms, postprocess_ms=post, post_in_graph_ms=None if baseline else in_graph,
         post_host_ms=host_post, post_share=post / median, split=split, baseline=baseline,
     )
+
+
+def _check_distinct_names(paths: list[Path]) -> None:
+    """Rows, speed-ups and plots name each model by its file name, so two inputs must not share one."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.name in seen and seen[path.name] != path:
+            raise SSDDeployError(
+                f"{seen[path.name]} and {path} have the same file name; the report tells models apart by it. "
+                "Note: copy or link one of them under another name"
+            )
+        seen[path.name] = path
 
 
 def _add_speedups(rows: list[LatencyRow]) -> None:

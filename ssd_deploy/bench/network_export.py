@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from ..calibration import CalibrationBatches
 from ..checkpoint import atomic_write, load_checkpoint
 from ..deploy import CastNetwork
+from ..errors import SSDDeployError
 from ..export import ExportOptions, describe_model, export_model, get_format
 from ..export.int8 import module_scopes, quantize_onnx
 from ..export.metadata import INPUT_NAME
@@ -85,29 +86,41 @@ def _short_hash(text: str) -> str:
 
 def export_files(
     checkpoint: Path, kinds: Sequence[FileKind], folder: Path, settings: ExportSettings, log: Callable[[str], None] = print
-) -> dict[FileKind, tuple[Path, Path]]:
-    """Export (or find in ``folder``) the full file and companion of every kind; their paths."""
+) -> tuple[dict[FileKind, tuple[Path, Path]], dict[FileKind, str]]:
+    """Export (or find in ``folder``) the full file and companion of every kind.
+
+    Returns:
+        The paths (full, companion) of every kind exported, and for each kind that failed
+        (e.g. an INT8 file that does not pass its check) the error: one failure does not stop
+        the others.
+    """
     files: dict[FileKind, tuple[Path, Path]] = {}
+    errors: dict[FileKind, str] = {}
     model = names = None
     for kind in kinds:
         full_name, network_name = file_names(kind, settings)
         full, network = folder / full_name, folder / network_name
-        if not full.is_file():
-            log(f"exporting {checkpoint.name} -> {full} (once; cached)")
-            export_model(checkpoint, full, _options(kind, settings))
-        if not network.is_file() and kind.format == "onnx":
-            try:
-                log(f"cutting the network-only companion out of {full.name} -> {network}")
-                extract_network(full, network)
-            except ValueError as error:
-                log(f"cannot cut the network out of {full.name} ({error}); exporting it instead")
-        if not network.is_file():
-            if model is None:
-                model, names, _ = load_checkpoint(checkpoint)
-            log(f"exporting the network-only companion -> {network}")
-            export_network_only(model, names, kind, network, settings)
+        try:
+            if not full.is_file():
+                log(f"exporting {checkpoint.name} -> {full} (once; cached)")
+                export_model(checkpoint, full, _options(kind, settings))
+            if not network.is_file() and kind.format == "onnx":
+                try:
+                    log(f"cutting the network-only companion out of {full.name} -> {network}")
+                    extract_network(full, network)
+                except ValueError as error:
+                    log(f"cannot cut the network out of {full.name} ({error}); exporting it instead")
+            if not network.is_file():
+                if model is None:
+                    model, names, _ = load_checkpoint(checkpoint)
+                log(f"exporting the network-only companion -> {network}")
+                export_network_only(model, names, kind, network, settings)
+        except SSDDeployError as error:
+            log(f"{checkpoint.name}: exporting {kind.format} {kind.precision} failed: {error}")
+            errors[kind] = str(error)
+            continue
         files[kind] = (full, network)
-    return files
+    return files, errors
 
 
 def _options(kind: FileKind, settings: ExportSettings) -> ExportOptions:

@@ -115,6 +115,7 @@ def run_parity(checkpoint: str | Path, config: ParityConfig = ParityConfig(), ou
     report.rows.append(ParityRow("pytorch", "fp32", str(path), *ref_scores, 0.0, 0.0, None, 0.0, 0.0, reference=True))
     for variant in variants:
         try:
+            variant.check_exported()
             scores, decoded, padded = _evaluate(variant, dataset, sample, model, config)
         except SSDDeployError as error:
             report.failed.append(SkipRecord(path.name, variant.runtime, variant.precision, str(error)))

@@ -52,6 +52,8 @@ class Variant:
             head's ``(loc, logits)``), or None where there is none (a given exported file; ``pytorch``
             takes its network from the loaded module instead).
         options: runtime options for :func:`ssd_deploy.runtimes.load`.
+        export_error: why the file could not be exported (the variant is then reported as
+            failed, and the others still run).
     """
 
     runtime: str
@@ -59,10 +61,16 @@ class Variant:
     path: Path
     network_path: Path | None = None
     options: dict[str, Any] = field(default_factory=dict, compare=False)
+    export_error: str | None = None
 
     @property
     def label(self) -> str:
         return f"{self.runtime} {self.precision}"
+
+    def check_exported(self) -> None:
+        """Raise the export's error, for a variant whose file could not be written."""
+        if self.export_error is not None:
+            raise SSDDeployError(self.export_error)
 
 
 @dataclass(frozen=True)
@@ -289,7 +297,7 @@ def prepare_variants(
     if any(k.precision == "int8" for k in kinds) and settings.calibration is None:
         raise SSDDeployError("INT8 variants need calibration images. Note: pass --calib FOLDER (or --images FOLDER)")
     folder = settings.cache_dir / f"{path.stem}-{checkpoint_digest(path)}"
-    files = export_files(path, kinds, folder, settings, log)
+    files, errors = export_files(path, kinds, folder, settings, log)
     variants = []
     for p in planned:
         extra = dict(options.get(p.runtime, {}))
@@ -299,6 +307,8 @@ def prepare_variants(
             extra.setdefault("postprocess", settings.postprocess)
         if p.kind.format is None:
             variants.append(Variant(p.runtime, p.precision, path, None, extra))
+        elif p.kind in errors:
+            variants.append(Variant(p.runtime, p.precision, path, None, extra, export_error=errors[p.kind]))
         else:
             full, network = files[p.kind]
             variants.append(Variant(p.runtime, p.precision, full, network, extra))
