@@ -8,7 +8,7 @@ the square of all candidates of a batch, as one ``torchvision.ops.nms`` over off
 (that took 64% of batch-8 latency on ONNX Runtime at score 0.01).
 
 ``torch.export`` cannot express a loop over groups, so the selection is the custom operator
-``ssd_deploy::grouped_nms`` (a torch.library op; a mask in, a mask out, static shapes):
+``ssd_deploy::grouped_nms`` (a torch.library op; candidate boxes and scores in, a keep mask out, static shapes):
 
 - eager PyTorch runs it with ``torchvision.ops.batched_nms``, one image at a time;
 - the ONNX exporter translates it to one ``NonMaxSuppression`` over ``N * G`` batches of one class

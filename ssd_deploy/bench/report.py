@@ -8,7 +8,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..checkpoint import atomic_write
 from .machine import describe
@@ -141,13 +141,20 @@ class LatencyReport:
             "json": write_json(out / "latency.json", self.to_dict()),
         }
         if plot and self.rows:
-            from .plots import PlotUnavailable, plot_latency
+            from .plots import plot_latency
 
-            try:
-                written["png"] = plot_latency(self, out / "latency.png")
-            except PlotUnavailable as error:
-                self.notes.append(str(error))
+            _add_plot(written, self.notes, lambda: plot_latency(self, out / "latency.png"))
         return written
+
+
+def _add_plot(written: dict[str, Path], notes: list[str], draw: Callable[[], Path]) -> None:
+    """``written["png"] = draw()``, or a note saying why there is no plot (no matplotlib)."""
+    from .plots import PlotUnavailable
+
+    try:
+        written["png"] = draw()
+    except PlotUnavailable as error:
+        notes.append(str(error))
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
@@ -328,12 +335,9 @@ class ParityReport:
         out = Path(out_dir)
         written = {"md": write_text(out / "parity.md", self.markdown()), "json": write_json(out / "parity.json", self.to_dict())}
         if plot and self.rows:
-            from .plots import PlotUnavailable, plot_parity
+            from .plots import plot_parity
 
-            try:
-                written["png"] = plot_parity(self, out / "parity.png")
-            except PlotUnavailable as error:
-                self.notes.append(str(error))
+            _add_plot(written, self.notes, lambda: plot_parity(self, out / "parity.png"))
         return written
 
 
