@@ -1,7 +1,7 @@
 """Train SSDLite on a large generated shapes set towards mAP@0.5 >= 0.85 on held-out shapes, and
 record training throughput (images/s) and peak memory.
 
-    python benchmarks/train_shapes.py                       # the full run (~45 min on 2 CPU cores)
+    python benchmarks/train_shapes.py                       # the full run (38 min on 2 CPU cores: README, "Train")
     python benchmarks/train_shapes.py --epochs 2 --train-images 500   # a quick look
 
 The recipe is the demo's (``ssd_deploy.demo.DEMO_TRAINING``: SSDLite-MobileNetV3 at 160 px from
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ssd_deploy.bench.machine import machine_info
 from ssd_deploy.checkpoint import atomic_write
 from ssd_deploy.demo import DEMO_TRAINING
 from ssd_deploy.training import TrainConfig
@@ -58,9 +58,7 @@ def main() -> int:
     images_per_s = [r["images_per_s"] for r in rows]
     report = {
         "settings": config.to_dict(),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(),
-                    "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                    "torch": torch.__version__, "python": sys.version.split()[0]},
+        "machine": machine_info(),  # CPU model and flags, cores, GPUs, load average, library versions
         "best_map50": result.best_value,
         "target_map50": args.target,
         "reached": result.best_value is not None and result.best_value >= args.target,
