@@ -144,7 +144,7 @@ def test_a_failed_export_fails_only_its_variant(v3_checkpoint, tmp_path, monkeyp
     from ssd_deploy.bench import network_export
     from ssd_deploy.errors import ExportError
 
-    def export_model(checkpoint, path, options):
+    def export_model(checkpoint, path, options, float_onnx=None):
         raise ExportError(path, "the exported file does not reproduce the PyTorch model")
 
     monkeypatch.setattr(network_export, "export_model", export_model)

@@ -22,8 +22,11 @@ def test_demo_writes_a_report_and_reuses_work(tmp_path, capsys):
     for name in ("README.md", "report.json"):
         assert (report_dir / name).is_file(), name
     assert len(list((report_dir / "detections").glob("*.jpg"))) == 4
-    for name in ("model.ts", "model.onnx"):
-        assert (tmp_path / "demo" / "models" / name).is_file()
+    for name, cached_name in (("model.ts", "torchscript-fp32.ts"), ("model.onnx", "onnx-fp32.onnx")):
+        model = tmp_path / "demo" / "models" / name
+        # Exported once, into the benchmarks' cache, then copied: parity and latency found it there.
+        (cached,) = (tmp_path / "demo" / "bench" / "cache").glob(f"*/{cached_name}")
+        assert model.read_bytes() == cached.read_bytes() and cached.stat().st_mtime_ns <= model.stat().st_mtime_ns
     saved = json.loads((report_dir / "report.json").read_text())
     assert saved["training"]["reused"] is False and len(saved["training"]["epochs"]) == 1
     runtimes = {row["runtime"] for row in saved["parity"]["results"]}
@@ -35,4 +38,5 @@ def test_demo_writes_a_report_and_reuses_work(tmp_path, capsys):
     second = capsys.readouterr().out
     assert "data: reusing 24 generated images" in second
     assert "train: reusing the finished run" in second
+    assert "export: reusing" in second
     assert json.loads((report_dir / "report.json").read_text())["training"]["reused"] is True

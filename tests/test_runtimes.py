@@ -149,6 +149,31 @@ def test_int8_file_quantises_the_backbone_only(quantizer, files):
     assert {"NonMaxSuppression", "Softmax"} <= {n.op_type for n in model.graph.node}
 
 
+def test_int8_from_the_float_file_equals_a_full_int8_export(trained_checkpoint, files, tmp_path):
+    """Quantising the float32 file already exported (what ssd-bench does to skip a second ONNX
+    export) gives the same INT8 model as exporting with --int8: same metadata, same outputs."""
+    options = ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=files["int8_ort"].parent / "calibration", int8_quantizer="ort")
+    reused = export_model(trained_checkpoint, tmp_path / "reused.onnx", options, float_onnx=files["onnx"]).path
+
+    def props(path):
+        return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+    assert props(reused) == props(files["int8_ort"])
+    batch = torch.rand(3, 3, 128, 128)
+    with load(reused, runtime="onnxruntime") as first, load(files["int8_ort"], runtime="onnxruntime") as second:
+        ours, theirs = first.infer(batch), second.infer(batch)
+    assert int(ours["num_detections"].sum()) > 0
+    for name in ours:
+        np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+
+
+def test_int8_from_a_float_file_with_other_settings_is_refused(trained_checkpoint, files, tmp_path):
+    options = ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=files["int8_ort"].parent / "calibration", int8_quantizer="ort")
+    with pytest.raises(ExportError, match=r"raw\.onnx: not the float32 export .*differs in: .*nms"):
+        export_model(trained_checkpoint, tmp_path / "int8.onnx", options, float_onnx=files["raw"])  # exported without NMS
+    assert not (tmp_path / "int8.onnx").exists()
+
+
 def test_detect_maps_boxes_to_each_original_image(files, images):
     with load(files["onnx"]) as detector:
         picture = images[0]  # 200 x 300

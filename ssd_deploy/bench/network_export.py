@@ -102,8 +102,10 @@ def export_files(
         full, network = folder / full_name, folder / network_name
         try:
             if not full.is_file():
-                log(f"exporting {checkpoint.name} -> {full} (once; cached)")
-                export_model(checkpoint, full, _options(kind, settings))
+                float_onnx = _float_onnx(kind, folder, settings)
+                reused = f" (quantising {float_onnx.name})" if float_onnx else ""
+                log(f"exporting {checkpoint.name} -> {full}{reused} (once; cached)")
+                export_model(checkpoint, full, export_options(kind, settings), float_onnx=float_onnx)
             if not network.is_file() and kind.format == "onnx":
                 try:
                     log(f"cutting the network-only companion out of {full.name} -> {network}")
@@ -123,7 +125,16 @@ def export_files(
     return files, errors
 
 
-def _options(kind: FileKind, settings: ExportSettings) -> ExportOptions:
+def _float_onnx(kind: FileKind, folder: Path, settings: ExportSettings) -> Path | None:
+    """The cached float32 ONNX file that an INT8 ONNX ``kind`` can quantise, if there is one."""
+    if kind.format != "onnx" or kind.precision != "int8":
+        return None
+    path = folder / file_names(FileKind("onnx", "fp32"), settings)[0]
+    return path if path.is_file() else None
+
+
+def export_options(kind: FileKind, settings: ExportSettings) -> ExportOptions:
+    """The :class:`ExportOptions` of the cached full file of ``kind``."""
     on_device = kind.format == "pt2" or kind.precision == "fp16"
     return ExportOptions(
         format=kind.format,

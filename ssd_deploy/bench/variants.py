@@ -272,6 +272,11 @@ def checkpoint_digest(path: Path) -> str:
     return digest.hexdigest()[:10]
 
 
+def cache_folder(settings: ExportSettings, checkpoint: Path) -> Path:
+    """Where the files exported from ``checkpoint`` are cached: ``<cache_dir>/<stem>-<digest>``."""
+    return settings.cache_dir / f"{checkpoint.stem}-{checkpoint_digest(checkpoint)}"
+
+
 def prepare_variants(
     path: Path,
     planned: Sequence[Planned],
@@ -296,7 +301,7 @@ def prepare_variants(
     kinds = sorted({p.kind for p in planned if p.kind.format is not None}, key=lambda k: (k.format, k.precision))
     if any(k.precision == "int8" for k in kinds) and settings.calibration is None:
         raise SSDDeployError("INT8 variants need calibration images. Note: pass --calib FOLDER (or --images FOLDER)")
-    folder = settings.cache_dir / f"{path.stem}-{checkpoint_digest(path)}"
+    folder = cache_folder(settings, path)
     files, errors = export_files(path, kinds, folder, settings, log)
     variants = []
     for p in planned:

@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="training epochs over the training images")
     parser.add_argument("--runtimes", nargs="+", default=None, help="runtimes for parity and latency (default: every runtime usable here)")
     parser.add_argument("--precisions", nargs="+", default=None, help="precisions for parity and latency: fp32 fp16 bf16 int8 (default: every one a runtime supports here)")
+    parser.add_argument("--latency-warmup", type=int, default=DEFAULTS.latency_warmup, help="untimed calls per runtime and batch size before timing")
     parser.add_argument("--latency-iterations", type=int, default=DEFAULTS.latency_iterations, help="timed calls per runtime and batch size")
     parser.add_argument("--threads", type=int, default=DEFAULTS.threads, help="CPU threads for training and every runtime (default: torch's, one per core)")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the generated data and of training")
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     config = DemoConfig(
         out=args.out, train_images=args.train_images, val_images=args.val_images, epochs=args.epochs,
         runtimes=tuple(args.runtimes) if args.runtimes else None,
-        precisions=tuple(args.precisions) if args.precisions else None, latency_iterations=args.latency_iterations,
+        precisions=tuple(args.precisions) if args.precisions else None,
+        latency_warmup=args.latency_warmup, latency_iterations=args.latency_iterations,
         threads=args.threads, seed=args.seed, progress=not args.no_progress,
     )
     run_demo(config)
