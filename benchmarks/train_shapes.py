@@ -50,6 +50,7 @@ def main() -> int:
         **DEMO_TRAINING, "arch": args.arch, "input_size": (args.input_size, args.input_size), "data": "shapes",
         "shapes_train": args.train_images, "shapes_val": args.val_images, "epochs": args.epochs, "batch_size": args.batch_size,
         "lr": args.lr, "augment": args.augment, "workers": args.workers, "output": args.output, "eval_every": args.eval_every,
+        "cache_images": not args.augment and args.workers == 0,  # a fixed transform in the training process: decode each image once
     })
     started = time.perf_counter()
     result = train(config)

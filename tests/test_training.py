@@ -147,6 +147,40 @@ def test_run_outputs_log_curves_best(tiny_data, tmp_path):
     assert not list((tmp_path / "run").glob(".*tmp*"))  # atomic writes leave no temporary files
 
 
+def test_cached_images_train_the_same_weights_reading_each_file_once(tiny_data, tmp_path, monkeypatch):
+    """--cache-images (no augmentation): the same weights bit for bit as reading every epoch,
+    with each training image decoded once over 2 epochs and their BatchNorm recomputations."""
+    from ssd_deploy.data import dataset as dataset_module
+
+    reads: list[str] = []
+    real_read = dataset_module.read_image
+
+    def counting_read(path):
+        reads.append(str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(dataset_module, "read_image", counting_read)
+    weights = {}
+    training_reads = {}
+    for cache in (False, True):
+        reads.clear()
+        result = train(tiny_config(tiny_data, tmp_path / f"cache-{cache}", epochs=2, augment=False, cache_images=cache, precise_bn_images=16))
+        weights[cache] = load_checkpoint(result.last_checkpoint)[0].state_dict()
+        training_reads[cache] = [path for path in reads if str(tiny_data / "train") in path]
+    assert all(torch.equal(weights[False][key], weights[True][key]) for key in weights[False])
+    assert len(training_reads[True]) == len(set(training_reads[True])) == 24  # every image, once
+    assert len(training_reads[False]) > 48  # 2 epochs, plus the BatchNorm passes
+
+
+@pytest.mark.parametrize("changes, problem", [
+    (dict(cache_images=True, augment=True), "cache_images keeps resized images, so it needs augment false"),
+    (dict(cache_images=True, augment=False, workers=2), "cache_images needs workers 0"),
+])
+def test_cache_images_needs_a_fixed_transform_in_process(changes, problem):
+    with pytest.raises(ConfigError, match=problem):
+        TrainConfig(**{**TINY, **changes})
+
+
 def test_resume_refuses_non_training_checkpoint(tiny_data, tmp_path):
     plain = save_checkpoint(tmp_path / "plain.pt", create_model("ssdlite_mobilenet_v2", num_classes=6, input_size=(96, 96)))
     code = run_cli(train_main, ["--resume", str(plain), "--progress", "false"])

@@ -57,6 +57,7 @@ OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any], str]] = [
     (("--channels-last",), "channels_last", {"type": _bool, "metavar": "BOOL"}, "NHWC memory layout for the network (faster convolutions on CPU and with AMP)"),
     (("--device",), "device", {}, "auto (CUDA if available), cpu, cuda, cuda:N"),
     (("--workers",), "workers", {"type": int}, "data-loading processes per training process (0: load in the training process)"),
+    (("--cache-images",), "cache_images", {"type": _bool, "metavar": "BOOL"}, "keep the resized training images in memory after their first read (3 x H x W bytes each; needs --augment false and --workers 0)"),
     (("--seed",), "seed", {"type": int}, "random seed (model init, data order, augmentation)"),
     (("--output", "--out"), "output", {}, "run folder: last.pt, best.pt, log.csv, curves.png, tensorboard/"),
     (("--eval-every",), "eval_every", {"type": int}, "validate every N epochs (the last epoch always)"),
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="YAML or JSON file of settings (flags override it)")
     parser.add_argument("--resume", help="continue the run saved in this last.pt exactly where it stopped (its settings are used; "
-                        "only --epochs, --workers, --device, --output, --progress, --tensorboard, --eval-every may change)")
+                        "only --epochs, --workers, --device, --output, --progress, --tensorboard, --eval-every, --cache-images may change)")
     for flags, name, keywords, text in OPTIONS:
         default = getattr(DEFAULTS, name)
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default

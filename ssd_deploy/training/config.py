@@ -66,6 +66,7 @@ class TrainConfig:
     # run
     device: str = "auto"  # auto: cuda if available, else cpu
     workers: int = 2
+    cache_images: bool = False  # keep resized training images in memory after their first read (needs augment false, workers 0)
     seed: int = 0
     output: str = "runs/train"
     eval_every: int = 1  # epochs between validations (the last epoch is always validated)
@@ -86,6 +87,8 @@ class TrainConfig:
             (self.batch_size >= 1, f"batch_size={self.batch_size}. Note: at least 1"),
             (self.lr > 0, f"lr={self.lr}. Note: must be positive"),
             (self.workers >= 0, f"workers={self.workers}. Note: 0 loads data in the training process"),
+            (not self.cache_images or not self.augment, "cache_images keeps resized images, so it needs augment false (augmentation differs every epoch)"),
+            (not self.cache_images or self.workers == 0, f"cache_images needs workers 0 (workers={self.workers}: loader processes start empty every epoch)"),
             (self.arch != "custom" or self.priors is not None, "arch custom needs priors: a prior file (YAML/JSON) naming its backbone"),
             (all(0 < m < 1 for m in self.milestones), f"milestones {self.milestones}. Note: fractions of the run in (0, 1)"),
         ]

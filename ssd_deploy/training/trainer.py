@@ -31,7 +31,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError
 from ..loss import LossConfig, MultiBoxLoss
 from .config import TrainConfig
-from .data import epoch_loader, load_datasets, train_transform
+from .data import MemoryCachedDataset, epoch_loader, load_datasets, train_transform
 from .distributed import DistContext, any_rank, barrier, init_distributed, shutdown, weights_in_sync
 from .history import History
 from .model import build_training_model
@@ -40,7 +40,7 @@ from .precise_bn import recompute_batchnorm_statistics
 from .validate import evaluate_detector, model_detector
 
 # Settings a resumed run may change; everything else comes from the checkpoint.
-RESUMABLE_OVERRIDES = ("epochs", "workers", "device", "progress", "output", "tensorboard", "eval_every")
+RESUMABLE_OVERRIDES = ("epochs", "workers", "device", "progress", "output", "tensorboard", "eval_every", "cache_images")
 
 
 @dataclass
@@ -103,6 +103,11 @@ def _train(config: TrainConfig, context: DistContext, resume: str | Path | None)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     train_set.transform = train_transform(config, model.config.input_size, model.config.mean)
+    if config.cache_images:
+        train_set = MemoryCachedDataset(train_set)
+        if context.is_main:
+            print(f"data: caching the {len(train_set)} resized training images in memory as they are first read "
+                  f"(~{train_set.estimated_bytes(model.config.input_size) / 2**20:.0f} MiB)")
     steps_per_epoch = len(epoch_loader(train_set, config, 0, context))
     if steps_per_epoch == 0:
         raise CheckpointError(config.data, f"{len(train_set)} training images: fewer than one batch per process")
