@@ -8,6 +8,7 @@ benchmarks/latency.py, run on a quiet machine).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 
@@ -156,6 +157,37 @@ def test_a_failed_export_fails_only_its_variant(v3_checkpoint, tmp_path, monkeyp
     for label in ("onnxruntime fp32", "onnxruntime int8"):
         with pytest.raises(SSDDeployError, match="does not reproduce the PyTorch model"):
             variants[label].check_exported()
+
+
+def test_int8_onnx_quantises_the_cached_float_file_or_exports_in_full(tmp_path):
+    """ssd-bench quantises the cached float32 ONNX file for INT8; one that export_model refuses
+    (e.g. written by an older version) falls back to a full export instead of failing the variant."""
+    from ssd_deploy.bench import network_export
+    from ssd_deploy.errors import ExportError
+
+    settings = ExportSettings(tmp_path, calibration=tmp_path)
+    float_file = tmp_path / network_export.file_names(FileKind("onnx", "fp32"), settings)[0]
+    float_file.write_bytes(b"cached")
+    calls = []
+
+    def export_model(checkpoint, path, options, float_onnx=None, refuse=False):
+        calls.append(float_onnx)
+        if float_onnx is not None and refuse:
+            raise ExportError(float_onnx, "not the float32 export of this model with these settings (differs in: ssd_deploy_version)")
+
+    lines = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(network_export, "export_model", export_model)
+        network_export._export_full(tmp_path / "m.pt", FileKind("onnx", "int8"), tmp_path / "int8.onnx", tmp_path, settings, lines.append)
+        assert calls == [float_file]
+        calls.clear()
+        patch.setattr(network_export, "export_model", functools.partial(export_model, refuse=True))
+        network_export._export_full(tmp_path / "m.pt", FileKind("onnx", "int8"), tmp_path / "int8.onnx", tmp_path, settings, lines.append)
+        assert calls == [float_file, None]
+        assert "exporting int8.onnx in full instead" in lines[-1]
+        calls.clear()
+        network_export._export_full(tmp_path / "m.pt", FileKind("onnx", "fp32"), tmp_path / "other.onnx", tmp_path, settings, lines.append)
+        assert calls == [None]  # only INT8 files are quantised from it
 
 
 def test_models_with_the_same_file_name_are_refused(tmp_path):

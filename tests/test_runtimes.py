@@ -7,6 +7,7 @@ precisions with looser, stated criteria. TensorRT has its own tests (tests/test_
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import cv2
@@ -152,8 +153,15 @@ def test_int8_file_quantises_the_backbone_only(quantizer, files):
 def test_int8_from_the_float_file_equals_a_full_int8_export(trained_checkpoint, files, tmp_path):
     """Quantising the float32 file already exported (what ssd-bench does to skip a second ONNX
     export) gives the same INT8 model as exporting with --int8: same metadata, same outputs."""
+    from ssd_deploy.export import formats
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the graph was exported again")
+
     options = ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=files["int8_ort"].parent / "calibration", int8_quantizer="ort")
-    reused = export_model(trained_checkpoint, tmp_path / "reused.onnx", options, float_onnx=files["onnx"]).path
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(formats.FORMATS, "onnx", dataclasses.replace(formats.FORMATS["onnx"], write=no_export))
+        reused = export_model(trained_checkpoint, tmp_path / "reused.onnx", options, float_onnx=files["onnx"]).path
 
     def props(path):
         return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
@@ -171,6 +179,8 @@ def test_int8_from_a_float_file_with_other_settings_is_refused(trained_checkpoin
     options = ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=files["int8_ort"].parent / "calibration", int8_quantizer="ort")
     with pytest.raises(ExportError, match=r"raw\.onnx: not the float32 export .*differs in: .*nms"):
         export_model(trained_checkpoint, tmp_path / "int8.onnx", options, float_onnx=files["raw"])  # exported without NMS
+    with pytest.raises(ExportError, match=r"onnx\.onnx: not the float32 export .*differs in: opset 18, not 17"):
+        export_model(trained_checkpoint, tmp_path / "int8.onnx", dataclasses.replace(options, opset=17), float_onnx=files["onnx"])
     assert not (tmp_path / "int8.onnx").exists()
 
 

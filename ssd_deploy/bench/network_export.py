@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ..calibration import CalibrationBatches
 from ..checkpoint import atomic_write, load_checkpoint
 from ..deploy import CastNetwork
-from ..errors import SSDDeployError
+from ..errors import ExportError, SSDDeployError
 from ..export import ExportOptions, describe_model, export_model, get_format
 from ..export.int8 import module_scopes, quantize_onnx
 from ..export.metadata import INPUT_NAME
@@ -102,10 +102,7 @@ def export_files(
         full, network = folder / full_name, folder / network_name
         try:
             if not full.is_file():
-                float_onnx = _float_onnx(kind, folder, settings)
-                reused = f" (quantising {float_onnx.name})" if float_onnx else ""
-                log(f"exporting {checkpoint.name} -> {full}{reused} (once; cached)")
-                export_model(checkpoint, full, export_options(kind, settings), float_onnx=float_onnx)
+                _export_full(checkpoint, kind, full, folder, settings, log)
             if not network.is_file() and kind.format == "onnx":
                 try:
                     log(f"cutting the network-only companion out of {full.name} -> {network}")
@@ -123,6 +120,25 @@ def export_files(
             continue
         files[kind] = (full, network)
     return files, errors
+
+
+def _export_full(checkpoint: Path, kind: FileKind, full: Path, folder: Path, settings: ExportSettings, log: Callable[[str], None]) -> None:
+    """Export the full file of ``kind``; an INT8 ONNX file quantises the cached float32 file when
+    there is one (and is exported in full when that file does not match, e.g. an older version's)."""
+    options = export_options(kind, settings)
+    float_onnx = _float_onnx(kind, folder, settings)
+    if float_onnx is not None:
+        log(f"exporting {checkpoint.name} -> {full} (quantising {float_onnx.name}; once; cached)")
+        try:
+            export_model(checkpoint, full, options, float_onnx=float_onnx)
+            return
+        except ExportError as error:
+            if error.path != str(float_onnx):
+                raise
+            log(f"{error}; exporting {full.name} in full instead")
+    else:
+        log(f"exporting {checkpoint.name} -> {full} (once; cached)")
+    export_model(checkpoint, full, options)
 
 
 def _float_onnx(kind: FileKind, folder: Path, settings: ExportSettings) -> Path | None:

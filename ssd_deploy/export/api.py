@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
 import torch
 from torch import nn
 
@@ -111,7 +112,10 @@ def export_model(
         class_names: names with background at 0 (a checkpoint brings its own).
         float_onnx: INT8 only: the float32 ONNX file this function wrote for the same model and
             options (without ``int8``), quantised instead of exporting the graph again (an ONNX
-            export takes ~15 s on 2 cores). Its metadata must match, else nothing is written.
+            export takes ~15 s on 2 cores). Its metadata and opset must match, else nothing is
+            written. The weights are not compared: the caller vouches that the file came from
+            this very checkpoint (``ssd-bench`` keys its cache by the checkpoint's SHA-256); the
+            INT8 check of ``verify`` only catches grossly different weights.
 
     Raises:
         SSDDeployError: bad options, an unreadable checkpoint, an unwritable output, a failed
@@ -155,16 +159,13 @@ def export_model(
     def write(tmp: Path) -> None:
         start = time.perf_counter()
         extra = {name: getattr(options, name) for name in export_format.options}
-        try:
-            if float_onnx is not None:
+        if float_onnx is not None:
+            try:
                 shutil.copyfile(float_onnx, tmp)
-            else:
-                export_format.write(network, spec, example, tmp, metadata.to_strings(), **extra)
-        except SSDDeployError:
-            raise
-        except Exception as error:  # exporter failures come as many exception types
-            first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-            raise ExportError(output, f"{export_format.name} export failed: {first}") from error
+            except OSError as error:
+                raise ExportError(float_onnx, f"cannot read the float32 file: {error.strerror or error}") from None
+        else:
+            _write_graph(export_format, network, spec, example, tmp, metadata, extra, output)
         if calibration is not None:
             _quantize(tmp, calibration, options, result)
         result.export_seconds = time.perf_counter() - start
@@ -187,8 +188,20 @@ def export_model(
     return result
 
 
+def _write_graph(export_format: ExportFormat, network: nn.Module, spec: GraphSpec, example: torch.Tensor, tmp: Path,
+                 metadata: ExportMetadata, extra: dict, output: Path) -> None:
+    try:
+        export_format.write(network, spec, example, tmp, metadata.to_strings(), **extra)
+    except SSDDeployError:
+        raise
+    except Exception as error:  # exporter failures come as many exception types
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise ExportError(output, f"{export_format.name} export failed: {first}") from error
+
+
 def _check_float_onnx(path: Path, options: ExportOptions, metadata: ExportMetadata) -> Path:
-    """``path`` if it is the float32 ONNX export of the same model and settings as ``metadata``."""
+    """``path`` if it is the float32 ONNX export of the same model and settings as ``metadata``
+    (architecture, classes, thresholds, batch, opset; not the weights: see :func:`export_model`)."""
     if not options.int8:
         raise SSDDeployError(f"export_model: float_onnx={path} is only for INT8 exports (options.int8)")
     from .onnx import read_metadata
@@ -196,6 +209,9 @@ def _check_float_onnx(path: Path, options: ExportOptions, metadata: ExportMetada
     found = read_metadata(path)
     wanted = dataclasses.replace(metadata, precision="fp32").to_strings()
     differing = sorted(key for key in wanted.keys() | found.keys() if wanted.get(key) != found.get(key))
+    opset = {entry.domain: entry.version for entry in onnx.load(str(path), load_external_data=False).opset_import}.get("", 0)
+    if opset != options.opset:
+        differing.append(f"opset {opset}, not {options.opset}")
     if differing:
         raise ExportError(path, f"not the float32 export of this model with these settings (differs in: {', '.join(differing)})")
     return path

@@ -86,7 +86,9 @@ class MemoryCachedDataset(Dataset):
     on this project's 2-core CI machine, ~15 % of a demo training step (SSDLite at 160 px).
     Images are kept as uint8 (3 x H x W bytes each) and returned exactly as the transform gave
     them: it produces ``uint8 / 255`` values, which :meth:`__getitem__` checks on the first sample.
-    Sample ``i`` is always the same sample, so runs and resumed runs stay bit-identical.
+    Sample ``i`` is always the same sample, so runs and resumed runs stay bit-identical. Each
+    training process keeps its own cache; with DistributedDataParallel every rank's sampler
+    reshuffles each epoch, so each rank ends up holding most of the set.
 
     Attributes:
         dataset: the wrapped :class:`DetectionDataset`, its transform set.

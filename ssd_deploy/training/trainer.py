@@ -107,7 +107,7 @@ def _train(config: TrainConfig, context: DistContext, resume: str | Path | None)
         train_set = MemoryCachedDataset(train_set)
         if context.is_main:
             print(f"data: caching the {len(train_set)} resized training images in memory as they are first read "
-                  f"(~{train_set.estimated_bytes(model.config.input_size) / 2**20:.0f} MiB)")
+                  f"(~{train_set.estimated_bytes(model.config.input_size) / 2**20:.0f} MiB per training process)")
     steps_per_epoch = len(epoch_loader(train_set, config, 0, context))
     if steps_per_epoch == 0:
         raise CheckpointError(config.data, f"{len(train_set)} training images: fewer than one batch per process")
