@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import onnx
 import torch
 from torch import nn
 
@@ -23,7 +21,7 @@ from ..postprocess import PostprocessConfig
 from .formats import ExportFormat, get_format
 from .graph import GraphSpec, require_device
 from .metadata import ExportMetadata
-from .onnx import DEFAULT_OPSET, MIN_OPSET
+from .onnx import DEFAULT_OPSET, MIN_OPSET, read_model
 from .int8 import CALIBRATION_METHODS, QUANTIZERS, quantize_onnx
 from .verify import FP16_TOLERANCES, FP32_TOLERANCES, read_pictures, sample_batch, verify, verify_recall
 
@@ -159,15 +157,16 @@ def export_model(
     def write(tmp: Path) -> None:
         start = time.perf_counter()
         extra = {name: getattr(options, name) for name in export_format.options}
-        if float_onnx is not None:
+        if float_onnx is None:
             try:
-                shutil.copyfile(float_onnx, tmp)
-            except OSError as error:
-                raise ExportError(float_onnx, f"cannot read the float32 file: {error.strerror or error}") from None
-        else:
-            _write_graph(export_format, network, spec, example, tmp, metadata, extra, output)
+                export_format.write(network, spec, example, tmp, metadata.to_strings(), **extra)
+            except SSDDeployError:
+                raise
+            except Exception as error:  # exporter failures come as many exception types
+                first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+                raise ExportError(output, f"{export_format.name} export failed: {first}") from error
         if calibration is not None:
-            _quantize(tmp, calibration, options, result)
+            _quantize(tmp, calibration, options, result, source=float_onnx)
         result.export_seconds = time.perf_counter() - start
         if options.verify:
             start = time.perf_counter()
@@ -188,28 +187,16 @@ def export_model(
     return result
 
 
-def _write_graph(export_format: ExportFormat, network: nn.Module, spec: GraphSpec, example: torch.Tensor, tmp: Path,
-                 metadata: ExportMetadata, extra: dict, output: Path) -> None:
-    try:
-        export_format.write(network, spec, example, tmp, metadata.to_strings(), **extra)
-    except SSDDeployError:
-        raise
-    except Exception as error:  # exporter failures come as many exception types
-        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-        raise ExportError(output, f"{export_format.name} export failed: {first}") from error
-
-
 def _check_float_onnx(path: Path, options: ExportOptions, metadata: ExportMetadata) -> Path:
     """``path`` if it is the float32 ONNX export of the same model and settings as ``metadata``
     (architecture, classes, thresholds, batch, opset; not the weights: see :func:`export_model`)."""
     if not options.int8:
         raise SSDDeployError(f"export_model: float_onnx={path} is only for INT8 exports (options.int8)")
-    from .onnx import read_metadata
-
-    found = read_metadata(path)
+    model = read_model(path)
+    found = {prop.key: prop.value for prop in model.metadata_props}
     wanted = dataclasses.replace(metadata, precision="fp32").to_strings()
     differing = sorted(key for key in wanted.keys() | found.keys() if wanted.get(key) != found.get(key))
-    opset = {entry.domain: entry.version for entry in onnx.load(str(path), load_external_data=False).opset_import}.get("", 0)
+    opset = {entry.domain: entry.version for entry in model.opset_import}.get("", 0)
     if opset != options.opset:
         differing.append(f"opset {opset}, not {options.opset}")
     if differing:
@@ -286,14 +273,16 @@ def _calibration(options: ExportOptions, input_size: tuple[int, int]) -> Calibra
     return CalibrationBatches.from_folder(options.calibration, input_size, batch_size=batch, limit=options.calibration_images)
 
 
-def _quantize(path: Path, calibration: CalibrationBatches, options: ExportOptions, result: ExportResult) -> None:
-    """Replace the float ONNX file at ``path`` by its INT8 version."""
+def _quantize(path: Path, calibration: CalibrationBatches, options: ExportOptions, result: ExportResult, source: Path | None = None) -> None:
+    """Replace the float ONNX file at ``path`` by its INT8 version (or write at ``path`` the INT8
+    version of the float file ``source``, which is left as it is)."""
     quantizer = options.int8_quantizer
     if quantizer == "auto":
         quantizer = "nncf" if importlib.util.find_spec("nncf") else "ort"
         result.notes.append(f"INT8 quantizer: {quantizer}")
-    float_file = path.with_name(path.name + ".fp32.onnx")
-    path.replace(float_file)
+    float_file = source or path.with_name(path.name + ".fp32.onnx")
+    if source is None:
+        path.replace(float_file)
     try:
         quantize_onnx(float_file, path, calibration, quantizer, options.int8_method, options.int8_head)
     except SSDDeployError:
@@ -302,7 +291,8 @@ def _quantize(path: Path, calibration: CalibrationBatches, options: ExportOption
         first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
         raise ExportError(result.path, f"INT8 quantisation ({quantizer}) failed: {first}") from error
     finally:
-        float_file.unlink(missing_ok=True)
+        if source is None:
+            float_file.unlink(missing_ok=True)
 
 
 def _verify(

@@ -95,10 +95,14 @@ def load(path: Path, device: str | torch.device = "cpu", providers: list[str] | 
     return run
 
 
-def read_metadata(path: Path) -> dict[str, str]:
-    """``metadata_props`` as a dict, without loading the weights."""
+def read_model(path: Path) -> onnx.ModelProto:
+    """The file's model proto (external weight files are not read); unreadable: ExportError."""
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as error:  # protobuf's DecodeError and friends
         raise ExportError(path, f"not a readable ONNX file ({type(error).__name__})") from None
-    return {prop.key: prop.value for prop in model.metadata_props}
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """``metadata_props`` as a dict, without loading external weight files."""
+    return {prop.key: prop.value for prop in read_model(path).metadata_props}
