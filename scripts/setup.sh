@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Create .venv and install ssd-deploy with exactly the versions CI tested (constraints.txt).
 # Re-running reuses the environment when constraints.txt and pyproject.toml have not changed.
+# The wheels (~6 GB unpacked: torch's CUDA build, OpenVINO, ONNX Runtime) go in with uv, which
+# unpacks them in parallel: 25 s here against 103 s for pip. SSD_SETUP_INSTALLER=pip uses pip,
+# and pip is also the fallback when uv cannot be installed or fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+EXTRAS="cpu,openvino,test,plots"
 stamp=.venv/.installed-hash
 want=$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "import ssd_deploy" 2>/dev/null; then
@@ -12,8 +16,28 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "im
 fi
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "setup: Python >= 3.10 needed ($PYTHON is older)"; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-echo "setup: installing into .venv (torch, ONNX Runtime, OpenVINO; ~2 minutes the first time)"
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[cpu,openvino,test,plots]"
+pip=(.venv/bin/python -m pip)
+"${pip[@]}" install -q --upgrade pip
+
+install_with_uv() {
+    "${pip[@]}" install -q -c constraints.txt uv || return 1
+    # uv does not read pip's configuration: hand it pip's index (a mirror), when one is set.
+    local index
+    index=$("${pip[@]}" config list 2>/dev/null | sed -n "s/^[^.]*\.index-url='\(.*\)'$/\1/p" | tail -n 1)
+    local args=(pip install -q --python .venv/bin/python -c constraints.txt)
+    [ -n "$index" ] && args+=(--index-url "$index")
+    .venv/bin/uv "${args[@]}" -e ".[$EXTRAS]"
+}
+
+if [ "${SSD_SETUP_INSTALLER:-uv}" = uv ]; then
+    echo "setup: installing into .venv with uv (torch, ONNX Runtime, OpenVINO; ~30 s the first time)"
+    if ! install_with_uv; then
+        echo "setup: uv failed (above); installing with pip instead (~2 minutes)"
+        "${pip[@]}" install -q -c constraints.txt -e ".[$EXTRAS]"
+    fi
+else
+    echo "setup: installing into .venv with pip (torch, ONNX Runtime, OpenVINO; ~2 minutes the first time)"
+    "${pip[@]}" install -q -c constraints.txt -e ".[$EXTRAS]"
+fi
 echo "$want" > "$stamp"
 echo "setup: done"
