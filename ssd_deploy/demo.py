@@ -2,7 +2,7 @@
 
     generate shapes (reused) ─ ssd-train (reused when done, resumed when interrupted)
         └─ evaluate the checkpoint (PyTorch, VOC and COCO metrics)
-        └─ export TorchScript and ONNX with NMS inside
+        └─ export TorchScript and ONNX with NMS inside (and every other file the benchmarks run)
         └─ ssd-bench parity (mAP on every runtime vs PyTorch FP32) and latency (vs torchvision)
         └─ report folder: README.md, report.json, plots, pictures with detections drawn
 
@@ -42,7 +42,7 @@ DEMO_TRAINING: dict[str, Any] = {
     "precise_bn_images": 256,
     "workers": 0,  # decoding a PNG is ~2.4 ms against ~30 ms of training per image; loader processes would only compete for the cores
     "cache_images": True,  # ...and without augmentation each image is decoded once, not once per epoch (~220 MiB)
-    "eval_every": 2,  # each validation costs ~10 s here; the last epoch is always validated
+    "eval_every": 5,  # validate after epoch 5 (the last, by default) only: each validation costs ~10 s here
     "tensorboard": False,
 }
 
@@ -60,6 +60,7 @@ class DemoConfig:
         latency_warmup: untimed calls per runtime and batch size first.
         latency_iterations: timed calls per runtime and batch size.
         threads: CPU threads (training and every runtime); None: torch's default.
+        export_jobs: files exported at once, one process each (see ``ssd-bench --export-jobs``).
         seed: data and training seed.
         verify: check every exported file against PyTorch on sample images when it is written.
         progress: progress bars.
@@ -74,6 +75,7 @@ class DemoConfig:
     latency_warmup: int = 5
     latency_iterations: int = 20
     threads: int | None = None
+    export_jobs: int = 2
     seed: int = 0
     verify: bool = True
     progress: bool = True
@@ -108,19 +110,22 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     print(evaluation.table())
     timings["evaluate_s"] = time.perf_counter() - t
 
-    t = step(4, "export: TorchScript and ONNX with decoding and NMS inside")
-    models = _export(checkpoint, config)
+    t = step(4, "export: TorchScript and ONNX with decoding and NMS inside, and the other files parity and latency run")
+    models = _export(checkpoint, val_dir, config)
     timings["export_s"] = time.perf_counter() - t
 
     t = step(5, "parity: the same mAP on every runtime?")
-    parity = run_parity(checkpoint, ParityConfig(runtimes=config.runtimes, precisions=config.precisions, data=val_dir, threads=config.threads,
-                                                 verify=config.verify, progress=config.progress), out / "bench")
+    parity = run_parity(checkpoint, ParityConfig(runtimes=config.runtimes, precisions=config.precisions, data=val_dir,
+                                                 calibration=_calibration(val_dir), threads=config.threads, verify=config.verify,
+                                                 export_jobs=config.export_jobs, progress=config.progress), out / "bench")
     timings["parity_s"] = time.perf_counter() - t
 
     t = step(6, "latency: every runtime against torchvision's eager pipeline")
     latency = run_latency([checkpoint], LatencyConfig(runtimes=config.runtimes, precisions=config.precisions, images=val_dir / "JPEGImages",
-                                                      warmup=config.latency_warmup, iterations=config.latency_iterations, max_seconds=20.0,
-                                                      threads=config.threads, verify=config.verify, progress=config.progress), out / "bench")
+                                                      calibration=_calibration(val_dir), warmup=config.latency_warmup,
+                                                      iterations=config.latency_iterations, max_seconds=20.0, threads=config.threads,
+                                                      verify=config.verify, export_jobs=config.export_jobs, progress=config.progress),
+                           out / "bench")
     timings["latency_s"] = time.perf_counter() - t
 
     report_dir = out / "report"
@@ -208,26 +213,37 @@ def _evaluate(checkpoint: Path, val_dir: Path, config: DemoConfig):
     return evaluate_detector(detector, dataset, progress=config.progress)
 
 
-def _export(checkpoint: Path, config: DemoConfig) -> dict[str, Path]:
-    """TorchScript and ONNX with NMS into ``models/``. They are exported into the benchmarks'
-    cache (``bench/cache``) exactly as parity and latency export them, so those reuse them."""
-    from .bench.network_export import export_options, file_names
-    from .bench.variants import ExportSettings, FileKind, cache_folder
-    from .export.api import export_model
+def _calibration(val_dir: Path) -> Path:
+    """INT8 calibration images of every step (the exported files' names depend on them)."""
+    return val_dir / "JPEGImages"
 
-    settings = ExportSettings(config.out / "bench" / "cache", verify=config.verify)
+
+def _export(checkpoint: Path, val_dir: Path, config: DemoConfig) -> dict[str, Path]:
+    """TorchScript and ONNX with NMS into ``models/``.
+
+    They are exported into the benchmarks' cache (``bench/cache``) exactly as parity and latency
+    export them, together with every other file those steps run (AOTInductor packages, INT8 ONNX,
+    the network-only companions), ``config.export_jobs`` at a time: parity and latency find them there.
+    """
+    from .bench.network_export import export_files, file_names
+    from .bench.variants import ExportSettings, FileKind, cache_folder, plan_variants
+
+    settings = ExportSettings(config.out / "bench" / "cache", _calibration(val_dir), verify=config.verify, jobs=config.export_jobs)
     folder = cache_folder(settings, checkpoint)
-    paths = {}
-    for name, suffix in (("torchscript", ".ts"), ("onnx", ".onnx")):
-        kind = FileKind(name, "fp32")
+    copied = {"torchscript": FileKind("torchscript", "fp32"), "onnx": FileKind("onnx", "fp32")}
+    planned, _ = plan_variants(checkpoint, config.runtimes, config.precisions, "cpu")
+    kinds = sorted({p.kind for p in planned if p.kind.format is not None} | set(copied.values()), key=lambda k: (k.format, k.precision))
+    for kind in copied.values():
         cached = folder / file_names(kind, settings)[0]
         if cached.is_file():
             print(f"export: reusing {cached} (exported from this checkpoint before)")
-        else:
-            result = export_model(checkpoint, cached, export_options(kind, settings))
-            note = f" (verified against PyTorch: {result.verification.summary()})" if result.verification is not None else ""
-            print(f"export: {cached} in {result.export_seconds:.1f} s{note}")
-        paths[name] = atomic_write(config.out / "models" / f"model{suffix}", lambda tmp, source=cached: shutil.copyfile(source, tmp))
+    files, errors = export_files(checkpoint, kinds, folder, settings, log=lambda line: print(f"export: {line}", flush=True))
+    paths = {}
+    for name, kind in copied.items():
+        if kind in errors:
+            raise SSDDeployError(f"{checkpoint}: the {name} export failed: {errors[kind]}")
+        cached = files[kind][0]
+        paths[name] = atomic_write(config.out / "models" / f"model{cached.suffix}", lambda tmp, source=cached: shutil.copyfile(source, tmp))
         print(f"export: copied to {paths[name]}")
     return paths
 

@@ -54,6 +54,8 @@ class LatencyConfig:
         baseline: also time torchvision's eager pipeline (where the architecture has one).
         split: measure the decode + NMS share with the network-only companions.
         verify: check each exported file against PyTorch once, when it is written.
+        export_jobs: on the CPU, export up to this many missing files at once, one process each
+            (at most one per usable core); 1: one at a time.
         progress: tqdm progress bars.
     """
 
@@ -74,6 +76,7 @@ class LatencyConfig:
     baseline: bool = True
     split: bool = True
     verify: bool = True
+    export_jobs: int = 2
     progress: bool = True
 
     def check(self) -> None:
@@ -83,6 +86,8 @@ class LatencyConfig:
             raise SSDDeployError(f"--warmup {self.warmup} --iterations {self.iterations}: expected warm-up >= 0 and iterations >= 1")
         if self.threads is not None and self.threads < 1:
             raise SSDDeployError(f"--threads {self.threads}: expected 1 or more")
+        if self.export_jobs < 1:
+            raise SSDDeployError(f"--export-jobs {self.export_jobs}: expected 1 or more")
         if self.max_seconds <= 0:
             raise SSDDeployError(f"--max-seconds {self.max_seconds}: expected a positive number of seconds")
 
@@ -135,7 +140,8 @@ def run_latency(
         calibration = config.calibration or config.images
         if calibration is None and any(p.precision == "int8" for p in planned) and is_checkpoint(path):
             calibration = default_calibration(out / "cache", log)
-        settings = ExportSettings(out / "cache", calibration, config.calibration_images, config.device, config.verify, config.postprocess)
+        settings = ExportSettings(out / "cache", calibration, config.calibration_images, config.device, config.verify, config.postprocess,
+                                  jobs=config.export_jobs)
         variants = prepare_variants(path, planned, settings, _runtime_options(threads), log)
         _measure_input(path, variants, images, config, report, log, on_progress)
     _add_speedups(report.rows)

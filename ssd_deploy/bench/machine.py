@@ -83,6 +83,14 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def machine_info() -> dict[str, Any]:
     """A JSON-ready description of this machine and its software.
 
@@ -91,10 +99,7 @@ def machine_info() -> dict[str, Any]:
     ``load_average`` (1/5/15 minutes when measured: other work on the machine slows every number),
     ``versions``.
     """
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count()
+    usable = usable_cores()
     try:
         load = [round(value, 2) for value in os.getloadavg()]
     except (AttributeError, OSError):

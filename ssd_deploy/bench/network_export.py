@@ -35,6 +35,7 @@ from ..export.int8 import module_scopes, quantize_onnx
 from ..export.metadata import INPUT_NAME
 from ..export.verify import sample_batch
 from ..postprocess import PostprocessConfig
+from .machine import usable_cores
 from .variants import ExportSettings, FileKind, int8_quantizer
 
 NETWORK_ONLY_KEY = "network_only"
@@ -89,6 +90,9 @@ def export_files(
 ) -> tuple[dict[FileKind, tuple[Path, Path]], dict[FileKind, str]]:
     """Export (or find in ``folder``) the full file and companion of every kind.
 
+    With ``settings.jobs`` > 1 on the CPU, the missing files are first written that many at a time
+    in worker processes (:mod:`~ssd_deploy.bench.parallel_export`); what is left is written here.
+
     Returns:
         The paths (full, companion) of every kind exported, and for each kind that failed
         (e.g. an INT8 file that does not pass its check) the error: one failure does not stop
@@ -96,8 +100,17 @@ def export_files(
     """
     files: dict[FileKind, tuple[Path, Path]] = {}
     errors: dict[FileKind, str] = {}
+    workers = min(settings.jobs, usable_cores())
+    if workers > 1 and torch.device(settings.device).type == "cpu":  # a GPU export (a CUDA compile) wants the whole GPU
+        missing = _missing_jobs(kinds, folder, settings)
+        if len(missing) > 1:
+            from .parallel_export import export_concurrently
+
+            errors.update(export_concurrently(checkpoint, missing, folder, settings, workers, log))
     model = names = None
     for kind in kinds:
+        if kind in errors:
+            continue
         full_name, network_name = file_names(kind, settings)
         full, network = folder / full_name, folder / network_name
         try:
@@ -122,6 +135,21 @@ def export_files(
     return files, errors
 
 
+def _missing_jobs(kinds: Sequence[FileKind], folder: Path, settings: ExportSettings) -> list:
+    """The files of ``kinds`` not in ``folder`` that a worker process can write (not ONNX companions:
+    they are cut out of their full file)."""
+    from .parallel_export import ExportJob
+
+    jobs = []
+    for kind in kinds:
+        full, network = (folder / name for name in file_names(kind, settings))
+        if not full.is_file():
+            jobs.append(ExportJob(kind, "full", full))
+        if kind.format != "onnx" and not network.is_file():
+            jobs.append(ExportJob(kind, "network", network))
+    return jobs
+
+
 def _export_full(checkpoint: Path, kind: FileKind, full: Path, folder: Path, settings: ExportSettings, log: Callable[[str], None]) -> None:
     """Export the full file of ``kind``; an INT8 ONNX file quantises the cached float32 file when
     there is one (and is exported in full when that file does not match, e.g. an older version's)."""
@@ -130,7 +158,7 @@ def _export_full(checkpoint: Path, kind: FileKind, full: Path, folder: Path, set
     if float_onnx is not None:
         log(f"exporting {checkpoint.name} -> {full} (quantising {float_onnx.name}; once; cached)")
         try:
-            export_model(checkpoint, full, options, float_onnx=float_onnx)
+            _log_verification(full, export_model(checkpoint, full, options, float_onnx=float_onnx), log)
             return
         except ExportError as error:
             if error.path != str(float_onnx):
@@ -138,7 +166,12 @@ def _export_full(checkpoint: Path, kind: FileKind, full: Path, folder: Path, set
             log(f"{error}; exporting {full.name} in full instead")
     else:
         log(f"exporting {checkpoint.name} -> {full} (once; cached)")
-    export_model(checkpoint, full, options)
+    _log_verification(full, export_model(checkpoint, full, options), log)
+
+
+def _log_verification(path: Path, result, log: Callable[[str], None]) -> None:
+    if result.verification is not None:
+        log(f"{path.name} verified against PyTorch: {result.verification.summary()}")
 
 
 def _float_onnx(kind: FileKind, folder: Path, settings: ExportSettings) -> Path | None:

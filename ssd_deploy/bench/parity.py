@@ -49,7 +49,7 @@ class ParityConfig:
         batch_size: images per network call.
         tolerances: largest allowed |Δ mAP| in points per precision (VOC07 and COCO AP alike).
         calibration: INT8 calibration images; None: the dataset's images.
-        device, threads, verify, progress: as for latency.
+        device, threads, verify, export_jobs, progress: as for latency.
     """
 
     runtimes: tuple[str, ...] | None = None
@@ -69,6 +69,7 @@ class ParityConfig:
     device: str = "cpu"
     threads: int | None = None
     verify: bool = True
+    export_jobs: int = 2
     progress: bool = True
 
 
@@ -92,6 +93,8 @@ def run_parity(checkpoint: str | Path, config: ParityConfig = ParityConfig(), ou
         raise SSDDeployError(f"{path}: parity needs the training checkpoint (the PyTorch FP32 reference runs it). Note: ssd-bench parity CHECKPOINT")
     if config.batch_size < 1:
         raise SSDDeployError(f"--batch-size {config.batch_size}: expected 1 or more")
+    if config.export_jobs < 1:
+        raise SSDDeployError(f"--export-jobs {config.export_jobs}: expected 1 or more")
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     out = Path(out_dir)
@@ -103,7 +106,7 @@ def run_parity(checkpoint: str | Path, config: ParityConfig = ParityConfig(), ou
     log = tqdm.write if config.progress else (lambda _line: None)
     threads = torch.get_num_threads()
     options = {"onnxruntime": {"intra_op_threads": threads}, "openvino": {"threads": threads}}
-    settings = ExportSettings(out / "cache", calibration, config.calibration_images, config.device, config.verify)
+    settings = ExportSettings(out / "cache", calibration, config.calibration_images, config.device, config.verify, jobs=config.export_jobs)
     variants = prepare_variants(path, planned, settings, options, log)
 
     sample, _ = preprocess([dataset[i][0] for i in range(min(config.batch_size, len(dataset)))], model.config.input_size)

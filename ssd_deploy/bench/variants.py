@@ -253,6 +253,9 @@ class ExportSettings:
         device: ``cpu`` or ``cuda``: pt2 is compiled for it; fp16 files are checked on it.
         verify: check each exported file against PyTorch once, when it is written.
         postprocess: the thresholds inside exported graphs (and of the pytorch runtime).
+        jobs: on the CPU, export up to this many missing files at once, each in its own process
+            (AOTInductor compiles and ONNX exports are mostly single-threaded); 1: one at a time,
+            in this process. It does not change the files.
     """
 
     cache_dir: Path
@@ -261,6 +264,7 @@ class ExportSettings:
     device: str = "cpu"
     verify: bool = True
     postprocess: PostprocessConfig = PostprocessConfig()
+    jobs: int = 1
 
 
 def checkpoint_digest(path: Path) -> str:

@@ -38,6 +38,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "in OUT/cache and reused by later runs")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG chart (it needs matplotlib)")
     parser.add_argument("--no-verify", action="store_true", help="do not check newly exported files against PyTorch (faster first run)")
+    parser.add_argument("--export-jobs", type=int, default=2, help="on the CPU, export up to this many missing files at once, one "
+                        "process each (at most one per core): AOTInductor compiles and ONNX exports are mostly single-threaded. "
+                        "1: one at a time")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -111,7 +114,7 @@ def _latency(args: argparse.Namespace) -> int:
         threads=args.threads, device=args.device, images=args.images, image_size=tuple(args.image_size),
         calibration=args.calib, calibration_images=args.calib_images, baseline=not args.no_baseline, split=not args.no_split,
         postprocess=PostprocessConfig(score_threshold=args.score, topk_candidates=args.topk),
-        verify=not args.no_verify, progress=not args.no_progress,
+        verify=not args.no_verify, export_jobs=args.export_jobs, progress=not args.no_progress,
     )
     report = run_latency(args.models, config, args.out, on_progress=lambda partial: partial.write(args.out, plot=False))
     written = report.write(args.out, plot=not args.no_plot)
@@ -131,7 +134,7 @@ def _parity(args: argparse.Namespace) -> int:
         skip_bad_data=args.skip_bad_data, max_images=args.max_images, shapes_images=args.shapes_images,
         batch_size=args.batch_size, tolerances={p: getattr(args, f"tolerance_{p}") for p in DEFAULT_TOLERANCES},
         calibration=args.calib, calibration_images=args.calib_images, device=args.device, threads=args.threads,
-        verify=not args.no_verify, progress=not args.no_progress,
+        verify=not args.no_verify, export_jobs=args.export_jobs, progress=not args.no_progress,
     )
     report = run_parity(args.checkpoint, config, args.out)
     written = report.write(args.out, plot=not args.no_plot)
