@@ -112,7 +112,7 @@ def main() -> int:
             parser.error(f"--{key} {path}: a {arch} checkpoint, expected {ARCHS[key]}")
     config = LatencyConfig(runtimes=tuple(args.runtimes) if args.runtimes else None, batch_sizes=(1, 8), warmup=args.warmup, iterations=args.iterations, threads=args.threads,
                            images=args.images, calibration=args.calib, max_seconds=args.max_seconds, verify=not args.no_verify,
-                           postprocess=PostprocessConfig(score_threshold=args.score))
+                           postprocess=PostprocessConfig(score_threshold=args.score), export_jobs=2)
     report = run_latency(list(given.values()), config, args.out, on_progress=lambda partial: partial.write(args.out, plot=False))
     report.write(args.out)
     print(report.markdown())

@@ -36,7 +36,7 @@ def main() -> int:
     failed = False
     for key, path in given.items():
         config = ParityConfig(data=args.data, data_format=args.data_format, split=args.split, max_images=args.max_images,
-                              calibration=args.calib)
+                              calibration=args.calib, export_jobs=2)
         out = args.out / key
         report = run_parity(path, config, out)
         report.write(out)

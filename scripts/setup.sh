@@ -17,7 +17,6 @@ fi
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "setup: Python >= 3.10 needed ($PYTHON is older)"; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 pip=(.venv/bin/python -m pip)
-"${pip[@]}" install -q --upgrade pip
 
 install_with_uv() {
     "${pip[@]}" install -q -c constraints.txt uv || return 1
@@ -33,10 +32,12 @@ if [ "${SSD_SETUP_INSTALLER:-uv}" = uv ]; then
     echo "setup: installing into .venv with uv (torch, ONNX Runtime, OpenVINO; ~30 s the first time)"
     if ! install_with_uv; then
         echo "setup: uv failed (above); installing with pip instead (~2 minutes)"
+        "${pip[@]}" install -q --upgrade pip
         "${pip[@]}" install -q -c constraints.txt -e ".[$EXTRAS]"
     fi
 else
     echo "setup: installing into .venv with pip (torch, ONNX Runtime, OpenVINO; ~2 minutes the first time)"
+    "${pip[@]}" install -q --upgrade pip
     "${pip[@]}" install -q -c constraints.txt -e ".[$EXTRAS]"
 fi
 echo "$want" > "$stamp"

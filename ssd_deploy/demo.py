@@ -60,7 +60,8 @@ class DemoConfig:
         latency_warmup: untimed calls per runtime and batch size first.
         latency_iterations: timed calls per runtime and batch size.
         threads: CPU threads (training and every runtime); None: torch's default.
-        export_jobs: files exported at once, one process each (see ``ssd-bench --export-jobs``).
+        export_jobs: files exported at once, one process each (``ssd-demo`` uses 2; see
+            :class:`~ssd_deploy.bench.latency.LatencyConfig`).
         seed: data and training seed.
         verify: check every exported file against PyTorch on sample images when it is written.
         progress: progress bars.
@@ -72,10 +73,10 @@ class DemoConfig:
     epochs: int = 5
     runtimes: tuple[str, ...] | None = None
     precisions: tuple[str, ...] | None = None
-    latency_warmup: int = 5
-    latency_iterations: int = 20
+    latency_warmup: int = 3
+    latency_iterations: int = 15
     threads: int | None = None
-    export_jobs: int = 2
+    export_jobs: int = 1
     seed: int = 0
     verify: bool = True
     progress: bool = True

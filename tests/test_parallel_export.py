@@ -11,7 +11,7 @@ import torch
 from helpers import informative_init
 from ssd_deploy.bench.latency import LatencyConfig
 from ssd_deploy.bench.network_export import export_files
-from ssd_deploy.bench.parallel_export import ExportJob, plan_chains
+from ssd_deploy.bench.parallel_export import ExportJob, start_order, waits_for
 from ssd_deploy.bench.parity import ParityConfig, run_parity
 from ssd_deploy.bench.variants import ExportSettings, FileKind
 from ssd_deploy.checkpoint import save_checkpoint
@@ -29,16 +29,16 @@ def checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(tmp_path_factory.mktemp("parallel") / "v3.pt", model, list(CLASS_NAMES))
 
 
-def test_plan_starts_full_files_longest_first_and_quantises_the_float_onnx_file():
+def test_the_compile_starts_first_and_int8_onnx_waits_for_the_float_file():
     jobs = {(kind, part): ExportJob(kind, part, Path(f"{kind.format}-{kind.precision}-{part}"))
             for kind in (INT8, ONNX, PT2, TS) for part in ("full", "network")}
     wanted = [jobs[k] for k in [(INT8, "full"), (ONNX, "full"), (PT2, "full"), (PT2, "network"), (TS, "full"), (TS, "network")]]
-    chains = plan_chains(wanted)
-    assert [[(j.kind, j.part) for j in chain] for chain in chains] == [
-        [(PT2, "full")], [(ONNX, "full"), (INT8, "full")], [(TS, "full")], [(PT2, "network")], [(TS, "network")],
+    assert [(j.kind, j.part) for j in start_order(wanted)] == [
+        (PT2, "full"), (ONNX, "full"), (PT2, "network"), (INT8, "full"), (TS, "full"), (TS, "network"),
     ]
-    # Without the float file to export, the INT8 file is exported on its own.
-    assert [[j.kind for j in chain] for chain in plan_chains([jobs[(INT8, "full")], jobs[(TS, "full")]])] == [[INT8], [TS]]
+    assert waits_for(jobs[(INT8, "full")], wanted) == jobs[(ONNX, "full")]
+    assert waits_for(jobs[(INT8, "full")], [jobs[(INT8, "full")]]) is None  # no float file to wait for: exported in full
+    assert all(waits_for(job, wanted) is None for job in wanted if job.kind != INT8)
 
 
 def test_files_exported_in_worker_processes_match_one_process(checkpoint, tmp_path):

@@ -55,7 +55,9 @@ class LatencyConfig:
         split: measure the decode + NMS share with the network-only companions.
         verify: check each exported file against PyTorch once, when it is written.
         export_jobs: on the CPU, export up to this many missing files at once, one process each
-            (at most one per usable core); 1: one at a time.
+            (at most one per usable core; ``ssd-bench`` uses 2); 1: one at a time, in this process.
+            Worker processes are spawned: a script that asks for more than 1 needs Python's
+            ``if __name__ == "__main__":`` guard.
         progress: tqdm progress bars.
     """
 
@@ -76,7 +78,7 @@ class LatencyConfig:
     baseline: bool = True
     split: bool = True
     verify: bool = True
-    export_jobs: int = 2
+    export_jobs: int = 1
     progress: bool = True
 
     def check(self) -> None:

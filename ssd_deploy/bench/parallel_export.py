@@ -6,7 +6,8 @@ two at a time take about half the wall time. Measured on the 2-core CI machine f
 model, compiler caches empty: AOTInductor (full and network-only) and ONNX FP32 took 57 s with two
 workers against 99 s one after another.
 
-Only the slow files go to workers: full files and the TorchScript/pt2 network-only companions.
+Full files and the TorchScript/pt2 network-only companions go to workers, in the order of
+:func:`start_order`.
 Cutting an ONNX companion out of its full file stays in the caller (it is quick), as does
 anything a worker could not write: :func:`~ssd_deploy.bench.network_export.export_files` exports
 what is still missing afterwards, one at a time.
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,13 @@ import torch
 from ..errors import SSDDeployError
 from .variants import ExportSettings, FileKind
 
-# Rough relative cost of a file per format (compiling an AOTInductor package takes ~4x an ONNX
-# export), to start the longest chains first.
-_COST = {"pt2": 4.0, "onnx": 1.0, "torchscript": 0.1}
+# The order to start jobs in (format, part, precision; None: any). The AOTInductor package is the
+# longest job (~50 s for SSDLite on 2 cores against ~15 s for the ONNX export), so it starts first;
+# its network-only companion starts once another job has finished (started beside its full file,
+# both pay the compiler's cold start: measured 62 s, against 34 s one job later); INT8 ONNX waits
+# for the float32 file it quantises; TorchScript files take a second or two.
+_ORDER = (("pt2", "full", None), ("onnx", "full", "fp32"), ("pt2", "network", None), ("onnx", "full", None),
+          ("torchscript", "full", None), ("torchscript", "network", None))
 
 
 @dataclass(frozen=True)
@@ -49,20 +54,25 @@ class JobResult:
     messages: tuple[str, ...]
 
 
-def plan_chains(missing: Sequence[ExportJob]) -> list[list[ExportJob]]:
-    """Group jobs into chains, each run in order by one worker, in the order to start them.
+FLOAT_ONNX, INT8_ONNX = FileKind("onnx", "fp32"), FileKind("onnx", "int8")
 
-    Every job is its own chain, except that an INT8 ONNX file follows the float32 ONNX file in the
-    same chain, so it quantises that file instead of exporting the model a second time. Full files
-    start first, longest first; companions follow, because a companion compiles faster once its
-    full file has warmed the compiler's caches (measured for pt2: 34 s after, 62 s alongside).
-    """
-    def full(kind: FileKind) -> ExportJob | None:
-        return next((job for job in missing if job.part == "full" and job.kind == kind), None)
 
-    onnx_chain = [job for job in (full(FileKind("onnx", "fp32")), full(FileKind("onnx", "int8"))) if job is not None]
-    chains = [[job] for job in missing if job not in onnx_chain] + ([onnx_chain] if onnx_chain else [])
-    return sorted(chains, key=lambda chain: (chain[0].part != "full", -sum(_COST.get(j.kind.format or "", 1.0) for j in chain)))
+def start_order(jobs: Sequence[ExportJob]) -> list[ExportJob]:
+    """``jobs`` in the order to start them (see ``_ORDER``); stable for jobs of equal rank."""
+    def rank(job: ExportJob) -> int:
+        for index, (fmt, part, precision) in enumerate(_ORDER):
+            if job.kind.format == fmt and job.part == part and precision in (None, job.kind.precision):
+                return index
+        return len(_ORDER)
+
+    return sorted(jobs, key=rank)
+
+
+def waits_for(job: ExportJob, jobs: Sequence[ExportJob]) -> ExportJob | None:
+    """The job that must finish before ``job`` starts: an INT8 ONNX file quantises the float32 one."""
+    if job.part == "full" and job.kind == INT8_ONNX:
+        return next((other for other in jobs if other.part == "full" and other.kind == FLOAT_ONNX), None)
+    return None
 
 
 def export_concurrently(
@@ -75,18 +85,29 @@ def export_concurrently(
         The error of each kind whose export failed (an :class:`SSDDeployError`, e.g. an INT8 file
         that fails its check). Jobs not done because a worker died are left to the caller.
     """
-    chains = plan_chains(jobs)
-    workers = min(workers, len(chains))
+    pending = start_order(jobs)
+    workers = min(workers, len(pending))
     threads = max(1, torch.get_num_threads() // workers)
-    log(f"exporting {len(jobs)} files, {workers} at a time (one process each, {threads} thread{'s' * (threads > 1)}): "
-        + ", ".join(job.path.name for chain in chains for job in chain))
+    log(f"exporting {len(pending)} files, {workers} at a time (one process each, {threads} thread{'s' * (threads > 1)}): "
+        + ", ".join(job.path.name for job in pending))
     errors: dict[FileKind, str] = {}
+    finished: set[ExportJob] = set()  # written or failed: either way, what waited for it may start
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
     try:
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            futures = [pool.submit(_run_chain, checkpoint, chain, folder, settings, threads) for chain in chains]
-            for future in as_completed(futures):
-                for result in future.result():
+            running: dict[Future, ExportJob] = {}
+            while pending or running:
+                for job in list(pending):
+                    before = waits_for(job, jobs)
+                    if len(running) < workers and (before is None or before in finished):
+                        pending.remove(job)
+                        running[pool.submit(_run_job, checkpoint, job, folder, settings, threads)] = job
+                if not running:  # cannot happen (what a job waits for starts before it); the caller exports the rest
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finished.add(running.pop(future))
+                    result = future.result()
                     for message in result.messages:
                         log(message)
                     if result.error is None:
@@ -99,24 +120,21 @@ def export_concurrently(
     return errors
 
 
-def _run_chain(checkpoint: Path, chain: Sequence[ExportJob], folder: Path, settings: ExportSettings, threads: int) -> list[JobResult]:
-    """In a worker: write the chain's files in order; an :class:`SSDDeployError` is returned, not raised."""
+def _run_job(checkpoint: Path, job: ExportJob, folder: Path, settings: ExportSettings, threads: int) -> JobResult:
+    """In a worker: write one file; an :class:`SSDDeployError` is returned, not raised."""
     from ..checkpoint import load_checkpoint
     from .network_export import _export_full, export_network_only
 
     torch.set_num_threads(threads)
-    results = []
-    for job in chain:
-        messages: list[str] = []
-        start = time.perf_counter()
-        try:
-            if job.part == "full":
-                _export_full(checkpoint, job.kind, job.path, folder, settings, messages.append)
-            else:
-                model, names, _ = load_checkpoint(checkpoint)
-                export_network_only(model, names, job.kind, job.path, settings)
-            error = None
-        except SSDDeployError as failure:
-            error = str(failure)
-        results.append(JobResult(job, time.perf_counter() - start, error, tuple(messages)))
-    return results
+    messages: list[str] = []
+    start = time.perf_counter()
+    try:
+        if job.part == "full":
+            _export_full(checkpoint, job.kind, job.path, folder, settings, messages.append)
+        else:
+            model, names, _ = load_checkpoint(checkpoint)
+            export_network_only(model, names, job.kind, job.path, settings)
+        error = None
+    except SSDDeployError as failure:
+        error = str(failure)
+    return JobResult(job, time.perf_counter() - start, error, tuple(messages))

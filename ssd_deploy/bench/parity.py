@@ -69,7 +69,7 @@ class ParityConfig:
     device: str = "cpu"
     threads: int | None = None
     verify: bool = True
-    export_jobs: int = 2
+    export_jobs: int = 1
     progress: bool = True
 
 

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-warmup", type=int, default=DEFAULTS.latency_warmup, help="untimed calls per runtime and batch size before timing")
     parser.add_argument("--latency-iterations", type=int, default=DEFAULTS.latency_iterations, help="timed calls per runtime and batch size")
     parser.add_argument("--threads", type=int, default=DEFAULTS.threads, help="CPU threads for training and every runtime (default: torch's, one per core)")
-    parser.add_argument("--export-jobs", type=int, default=DEFAULTS.export_jobs, help="files exported at once, one process each "
+    parser.add_argument("--export-jobs", type=int, default=2, help="files exported at once, one process each "
                         "(AOTInductor compiles and ONNX exports are mostly single-threaded); 1: one at a time")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the generated data and of training")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
