@@ -20,16 +20,22 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 pip=(.venv/bin/python -m pip)
 
+# Called as `if ! install_with_uv`, where `set -e` does not apply: every step returns on failure.
 install_with_uv() {
     "${pip[@]}" install -q -c constraints.txt uv || return 1
     # uv does not read pip's configuration: hand it pip's index (a mirror), when one is set.
-    local index
-    index=$("${pip[@]}" config list 2>/dev/null | sed -n "s/^[^.]*\.index-url='\(.*\)'$/\1/p" | tail -n 1)
+    # (Extra indexes, certificates and find-links are not handed over; SSD_SETUP_INSTALLER=pip.)
+    local index=${PIP_INDEX_URL:-}
+    [ -n "$index" ] || index=$("${pip[@]}" config get install.index-url 2>/dev/null || "${pip[@]}" config get global.index-url 2>/dev/null || true)
     local args=(pip install -q --compile-bytecode --python .venv/bin/python -c constraints.txt)
-    [ -n "$index" ] && args+=(--index-url "$index")
-    .venv/bin/uv "${args[@]}" -e ".[$EXTRAS]"
+    [ -z "$index" ] || args+=(--index-url "$index")
+    .venv/bin/uv "${args[@]}" -e ".[$EXTRAS]" || return 1
 }
 
+case "${SSD_SETUP_INSTALLER:-uv}" in
+    uv|pip) ;;
+    *) echo "setup: SSD_SETUP_INSTALLER=$SSD_SETUP_INSTALLER: expected uv or pip"; exit 1 ;;
+esac
 if [ "${SSD_SETUP_INSTALLER:-uv}" = uv ]; then
     echo "setup: installing into .venv with uv (torch, ONNX Runtime, OpenVINO; ~1 minute the first time)"
     if ! install_with_uv; then

@@ -87,6 +87,8 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     from .bench.latency import LatencyConfig, run_latency
     from .bench.parity import ParityConfig, run_parity
 
+    if config.export_jobs < 1:
+        raise SSDDeployError(f"--export-jobs {config.export_jobs}: expected 1 or more")
     out = Path(config.out)
     started = time.perf_counter()
     timings: dict[str, float] = {}

@@ -10,12 +10,14 @@ import torch
 
 from helpers import informative_init
 from ssd_deploy.bench.latency import LatencyConfig
+from ssd_deploy.bench.machine import usable_cores
 from ssd_deploy.bench.network_export import export_files
-from ssd_deploy.bench.parallel_export import ExportJob, start_order, waits_for
+from ssd_deploy.bench.parallel_export import ExportJob, can_overlap, start_order, waits_for
 from ssd_deploy.bench.parity import ParityConfig, run_parity
 from ssd_deploy.bench.variants import ExportSettings, FileKind
 from ssd_deploy.checkpoint import save_checkpoint
 from ssd_deploy.data.shapes import CLASS_NAMES
+from ssd_deploy.demo import DemoConfig, run_demo
 from ssd_deploy.errors import SSDDeployError
 from ssd_deploy.export.verify import sample_batch
 from ssd_deploy.models import create_model
@@ -39,8 +41,12 @@ def test_the_compile_starts_first_and_int8_onnx_waits_for_the_float_file():
     assert waits_for(jobs[(INT8, "full")], wanted) == jobs[(ONNX, "full")]
     assert waits_for(jobs[(INT8, "full")], [jobs[(INT8, "full")]]) is None  # no float file to wait for: exported in full
     assert all(waits_for(job, wanted) is None for job in wanted if job.kind != INT8)
+    # Worker processes only where two jobs can run at once.
+    assert can_overlap([jobs[(ONNX, "full")], jobs[(TS, "full")]])
+    assert not can_overlap([jobs[(ONNX, "full")], jobs[(INT8, "full")]])
 
 
+@pytest.mark.skipif(usable_cores() < 2, reason="one core: export_files exports one file at a time")
 def test_files_exported_in_worker_processes_match_one_process(checkpoint, tmp_path):
     empty = tmp_path / "no-images"
     empty.mkdir()  # INT8 calibration finds nothing: that export fails, the others must not
@@ -54,6 +60,10 @@ def test_files_exported_in_worker_processes_match_one_process(checkpoint, tmp_pa
         assert "no images for calibration" in errors[INT8]
         assert any(f"exporting onnx int8 failed: {errors[INT8]}" in line for line in lines)
         assert any("2 at a time" in line for line in lines) == (jobs == 2), lines
+        if jobs == 2:  # written by the workers, not by the one-at-a-time pass after them
+            for kind in (ONNX, TS):
+                assert f"exported {files[kind][0]} in" in "\n".join(lines), lines
+            assert not any("worker process" in line for line in lines), lines
         results[jobs] = files
 
     for part in (0, 1):  # the full file and the companion cut out of it
@@ -71,3 +81,6 @@ def test_export_jobs_must_be_positive(checkpoint, tmp_path):
         run_parity(checkpoint, ParityConfig(export_jobs=0, progress=False), tmp_path)
     with pytest.raises(SSDDeployError, match="--export-jobs 0"):
         LatencyConfig(export_jobs=0).check()
+    with pytest.raises(SSDDeployError, match="--export-jobs 0"):  # before any data, training or export
+        run_demo(DemoConfig(out=tmp_path / "demo", export_jobs=0, progress=False))
+    assert not (tmp_path / "demo").exists()

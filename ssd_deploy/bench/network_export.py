@@ -100,12 +100,12 @@ def export_files(
     """
     files: dict[FileKind, tuple[Path, Path]] = {}
     errors: dict[FileKind, str] = {}
-    workers = min(settings.jobs, usable_cores())
+    workers = min(settings.jobs, usable_cores(), torch.get_num_threads())  # --threads 1: one at a time
     if workers > 1 and torch.device(settings.device).type == "cpu":  # a GPU export (a CUDA compile) wants the whole GPU
-        missing = _missing_jobs(kinds, folder, settings)
-        if len(missing) > 1:
-            from .parallel_export import export_concurrently
+        from .parallel_export import can_overlap, export_concurrently
 
+        missing = _missing_jobs(kinds, folder, settings)
+        if can_overlap(missing):
             errors.update(export_concurrently(checkpoint, missing, folder, settings, workers, log))
     model = names = None
     for kind in kinds:

@@ -48,10 +48,15 @@ class ExportJob:
 
 @dataclass(frozen=True)
 class JobResult:
+    """What a worker did: ``error`` is an export's :class:`SSDDeployError` (reported, not retried);
+    ``unexpected`` any other exception, by name and first line (the file is left to the caller,
+    which exports it again in its own process and reports what it raises there)."""
+
     job: ExportJob
     seconds: float
     error: str | None
     messages: tuple[str, ...]
+    unexpected: str | None = None
 
 
 FLOAT_ONNX, INT8_ONNX = FileKind("onnx", "fp32"), FileKind("onnx", "int8")
@@ -69,10 +74,19 @@ def start_order(jobs: Sequence[ExportJob]) -> list[ExportJob]:
 
 
 def waits_for(job: ExportJob, jobs: Sequence[ExportJob]) -> ExportJob | None:
-    """The job that must finish before ``job`` starts: an INT8 ONNX file quantises the float32 one."""
+    """The job that must finish before ``job`` starts: an INT8 ONNX file quantises the float32 one.
+
+    A companion does not wait for its full file (the pt2 pair would then compile one after the
+    other); it is dropped if that file has already failed, and unused if it fails later.
+    """
     if job.part == "full" and job.kind == INT8_ONNX:
         return next((other for other in jobs if other.part == "full" and other.kind == FLOAT_ONNX), None)
     return None
+
+
+def can_overlap(jobs: Sequence[ExportJob]) -> bool:
+    """Whether at least two of ``jobs`` can run at the same time (else workers only cost time)."""
+    return sum(waits_for(job, jobs) is None for job in jobs) >= 2
 
 
 def export_concurrently(
@@ -87,11 +101,12 @@ def export_concurrently(
     """
     pending = start_order(jobs)
     workers = min(workers, len(pending))
-    threads = max(1, torch.get_num_threads() // workers)
+    parent_threads = torch.get_num_threads()
+    threads = max(1, parent_threads // workers)
     log(f"exporting {len(pending)} files, {workers} at a time (one process each, {threads} thread{'s' * (threads > 1)}): "
         + ", ".join(job.path.name for job in pending))
     errors: dict[FileKind, str] = {}
-    finished: set[ExportJob] = set()  # written or failed: either way, what waited for it may start
+    finished: set[ExportJob] = set()  # done, failed or left to the caller: what waited for it is decided
     context = multiprocessing.get_context("spawn")  # fork would copy torch's thread pools and locks
     try:
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
@@ -99,9 +114,15 @@ def export_concurrently(
             while pending or running:
                 for job in list(pending):
                     before = waits_for(job, jobs)
-                    if len(running) < workers and (before is None or before in finished):
+                    if job.part == "network" and job.kind in errors:
+                        pending.remove(job)  # its full file failed: no companion, as in one process
+                        finished.add(job)
+                    elif len(running) < workers and (before is None or before in finished):
                         pending.remove(job)
-                        running[pool.submit(_run_job, checkpoint, job, folder, settings, threads)] = job
+                        # Inductor sizes its kernels' loops by the compiling process's threads: a
+                        # package compiles with this process's count, whatever the share.
+                        job_threads = parent_threads if job.kind.format == "pt2" else threads
+                        running[pool.submit(_run_job, checkpoint, job, folder, settings, job_threads)] = job
                 if not running:  # cannot happen (what a job waits for starts before it); the caller exports the rest
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -110,11 +131,15 @@ def export_concurrently(
                     result = future.result()
                     for message in result.messages:
                         log(message)
-                    if result.error is None:
+                    what = f"{result.job.kind.format} {result.job.kind.precision}" + (" (network-only companion)" if result.job.part == "network" else "")
+                    if result.unexpected is not None:
+                        log(f"{checkpoint.name}: exporting {what} in a worker process failed unexpectedly ({result.unexpected}); "
+                            "trying again in this process")
+                    elif result.error is None:
                         log(f"exported {result.job.path} in {result.seconds:.1f} s")
                     else:
-                        errors[result.job.kind] = result.error
-                        log(f"{checkpoint.name}: exporting {result.job.kind.format} {result.job.kind.precision} failed: {result.error}")
+                        errors.setdefault(result.job.kind, result.error)  # a full file's error comes first
+                        log(f"{checkpoint.name}: exporting {what} failed: {result.error}")
     except BrokenProcessPool as error:
         log(f"an export worker process died ({error}); exporting the remaining files one at a time")
     return errors
@@ -134,7 +159,9 @@ def _run_job(checkpoint: Path, job: ExportJob, folder: Path, settings: ExportSet
         else:
             model, names, _ = load_checkpoint(checkpoint)
             export_network_only(model, names, job.kind, job.path, settings)
-        error = None
     except SSDDeployError as failure:
-        error = str(failure)
-    return JobResult(job, time.perf_counter() - start, error, tuple(messages))
+        return JobResult(job, time.perf_counter() - start, str(failure), tuple(messages))
+    except Exception as failure:  # e.g. a compiler error: its class may not unpickle in the parent
+        first = (str(failure).strip().splitlines() or [""])[0][:200]
+        return JobResult(job, time.perf_counter() - start, None, tuple(messages), unexpected=f"{type(failure).__name__}: {first}")
+    return JobResult(job, time.perf_counter() - start, None, tuple(messages))

@@ -31,6 +31,10 @@ WRAPPER_OPT_LEVEL = "O0"
 # 2 cores building them cost more than they save: SSDLite's package compiled in 49.8 s instead of
 # 58.5 s on a fresh machine without them, and a second package in 31.4 s instead of 30.1 s.
 PRECOMPILE_HEADERS = False
+# Without this, Inductor bakes the exporting process's thread count into the kernels (one thread:
+# no parallel loops at all; another count: num_threads(N)). A package runs where it is deployed,
+# with that machine's threads: the kernels ask OpenMP for the count at run time.
+DYNAMIC_THREADS = True
 
 
 def write(network: nn.Module, spec: GraphSpec, example: Tensor, path: Path, metadata: dict[str, str]) -> None:
@@ -41,7 +45,7 @@ def write(network: nn.Module, spec: GraphSpec, example: Tensor, path: Path, meta
         warnings.simplefilter("ignore", FutureWarning)  # deprecations inside torchvision's meta kernels
         program = torch.export.export(graph, (example,), dynamic_shapes=dynamic_shapes, strict=False)
         configs = {"aot_inductor.metadata": dict(metadata), "aot_inductor.compile_wrapper_opt_level": WRAPPER_OPT_LEVEL,
-                   "aot_inductor.precompile_headers": PRECOMPILE_HEADERS}
+                   "aot_inductor.precompile_headers": PRECOMPILE_HEADERS, "cpp.dynamic_threads": DYNAMIC_THREADS}
         torch._inductor.aoti_compile_and_package(program, package_path=str(path), inductor_configs=configs)
 
 
