@@ -93,7 +93,8 @@ def export_concurrently(
     checkpoint: Path, jobs: Sequence[ExportJob], folder: Path, settings: ExportSettings, workers: int,
     log: Callable[[str], None] = print,
 ) -> dict[FileKind, str]:
-    """Write ``jobs`` with up to ``workers`` processes; each gets an equal share of torch's threads.
+    """Write ``jobs`` with up to ``workers`` processes; each gets an equal share of torch's threads
+    (an AOTInductor compile gets all of them: the count shapes its kernels).
 
     Returns:
         The error of each kind whose export failed (an :class:`SSDDeployError`, e.g. an INT8 file
@@ -138,7 +139,8 @@ def export_concurrently(
                     elif result.error is None:
                         log(f"exported {result.job.path} in {result.seconds:.1f} s")
                     else:
-                        errors.setdefault(result.job.kind, result.error)  # a full file's error comes first
+                        if result.job.part == "full" or result.job.kind not in errors:  # the full file's error wins
+                            errors[result.job.kind] = result.error
                         log(f"{checkpoint.name}: exporting {what} failed: {result.error}")
     except BrokenProcessPool as error:
         log(f"an export worker process died ({error}); exporting the remaining files one at a time")
