@@ -229,13 +229,13 @@ def _export(checkpoint: Path, val_dir: Path, config: DemoConfig) -> dict[str, Pa
     the network-only companions), ``config.export_jobs`` at a time: parity and latency find them there.
     """
     from .bench.network_export import export_files, file_names
-    from .bench.variants import ExportSettings, FileKind, cache_folder, plan_variants
+    from .bench.variants import ExportSettings, FileKind, cache_folder, file_kinds, plan_variants
 
     settings = ExportSettings(config.out / "bench" / "cache", _calibration(val_dir), verify=config.verify, jobs=config.export_jobs)
     folder = cache_folder(settings, checkpoint)
     copied = {"torchscript": FileKind("torchscript", "fp32"), "onnx": FileKind("onnx", "fp32")}
     planned, _ = plan_variants(checkpoint, config.runtimes, config.precisions, "cpu")
-    kinds = sorted({p.kind for p in planned if p.kind.format is not None} | set(copied.values()), key=lambda k: (k.format, k.precision))
+    kinds = file_kinds(planned, extra=list(copied.values()))
     for kind in copied.values():
         cached = folder / file_names(kind, settings)[0]
         if cached.is_file():

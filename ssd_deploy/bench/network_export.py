@@ -36,6 +36,7 @@ from ..export.metadata import INPUT_NAME
 from ..export.verify import sample_batch
 from ..postprocess import PostprocessConfig
 from .machine import usable_cores
+from .parallel_export import ExportJob, can_overlap, export_concurrently
 from .variants import ExportSettings, FileKind, int8_quantizer
 
 NETWORK_ONLY_KEY = "network_only"
@@ -102,8 +103,6 @@ def export_files(
     errors: dict[FileKind, str] = {}
     workers = min(settings.jobs, usable_cores(), torch.get_num_threads())  # --threads 1: one at a time
     if workers > 1 and torch.device(settings.device).type == "cpu":  # a GPU export (a CUDA compile) wants the whole GPU
-        from .parallel_export import can_overlap, export_concurrently
-
         missing = _missing_jobs(kinds, folder, settings)
         if can_overlap(missing):
             errors.update(export_concurrently(checkpoint, missing, folder, settings, workers, log))
@@ -135,11 +134,9 @@ def export_files(
     return files, errors
 
 
-def _missing_jobs(kinds: Sequence[FileKind], folder: Path, settings: ExportSettings) -> list:
+def _missing_jobs(kinds: Sequence[FileKind], folder: Path, settings: ExportSettings) -> list[ExportJob]:
     """The files of ``kinds`` not in ``folder`` that a worker process can write (not ONNX companions:
     they are cut out of their full file)."""
-    from .parallel_export import ExportJob
-
     jobs = []
     for kind in kinds:
         full, network = (folder / name for name in file_names(kind, settings))

@@ -302,7 +302,7 @@ def prepare_variants(
     options = runtime_options or {}
     if not is_checkpoint(path):
         return [Variant(p.runtime, p.precision, path, None, dict(options.get(p.runtime, {}))) for p in planned]
-    kinds = sorted({p.kind for p in planned if p.kind.format is not None}, key=lambda k: (k.format, k.precision))
+    kinds = file_kinds(planned)
     if any(k.precision == "int8" for k in kinds) and settings.calibration is None:
         raise SSDDeployError("INT8 variants need calibration images. Note: pass --calib FOLDER (or --images FOLDER)")
     folder = cache_folder(settings, path)
@@ -322,6 +322,12 @@ def prepare_variants(
             full, network = files[p.kind]
             variants.append(Variant(p.runtime, p.precision, full, network, extra))
     return variants
+
+
+def file_kinds(planned: Sequence[Planned], extra: Sequence[FileKind] = ()) -> list[FileKind]:
+    """The exported files ``planned`` (and ``extra``) need, each once, in a fixed order."""
+    kinds = {p.kind for p in planned if p.kind.format is not None} | set(extra)
+    return sorted(kinds, key=lambda k: (k.format, k.precision))
 
 
 def int8_quantizer() -> str:
