@@ -31,7 +31,10 @@ class Runner(ABC):
         path: the file it was loaded from.
         metadata: the file's :class:`ExportMetadata` (input size, class names, NMS, batch).
         device: where it runs, in the runtime's words (``cpu``, ``cuda:0``, ``CPU``, ...).
-        precision: ``fp32``, ``fp16``, ``bf16`` or ``int8``: the network's arithmetic.
+        precision: ``fp32``, ``fp16``, ``bf16`` or ``int8``: the network's arithmetic, as the
+            runtime applied it (a device without native bf16 may run fp32 instead).
+        notes: what the runtime did differently from what was asked, one line each (e.g. such a
+            precision fallback); empty when it did just what was asked.
     """
 
     name: ClassVar[str] = "runner"
@@ -41,6 +44,7 @@ class Runner(ABC):
         self.metadata = metadata
         self.device = device
         self.precision = precision
+        self.notes: list[str] = []
         self._closed = False
 
     def infer(self, batch: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:

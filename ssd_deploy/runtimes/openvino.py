@@ -22,6 +22,7 @@ from .base import Runner, as_numpy_batch, check_precision
 from .registry import Availability
 
 PRECISION_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+APPLIED_PRECISIONS = {hint: precision for precision, hint in PRECISION_HINTS.items()}
 RT_INFO_KEY = "framework"  # where OpenVINO keeps an ONNX file's metadata_props
 
 
@@ -88,6 +89,15 @@ class OpenVINORunner(Runner):
             self.request = self.compiled.create_infer_request()
         except Exception as error:  # OpenVINO raises RuntimeError subclasses
             raise RuntimeUnavailableError(self.name, f"cannot compile {path.name} for {target}: {str(error).strip().splitlines()[0][:200]}") from None
+        self._report_fallback(target)
+
+    def _report_fallback(self, target: str) -> None:
+        """Record the precision OpenVINO applied where it differs from the one asked for: a CPU
+        without native bf16/fp16 (no AVX-512 BF16/FP16 or AMX) silently computes in f32."""
+        applied = APPLIED_PRECISIONS.get(self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())
+        if self.precision in PRECISION_HINTS and applied is not None and applied != self.precision:
+            self.notes.append(f"{self.path.name}: OpenVINO runs {applied} on {target}, which has no native {self.precision}")
+            self.precision = applied
 
     def _infer(self, batch: np.ndarray | torch.Tensor) -> list[np.ndarray]:
         self.request.infer({self.metadata.input_name: as_numpy_batch(batch)})
