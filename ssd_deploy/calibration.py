@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import SSDDeployError
 from .images import IMAGE_SUFFIXES, read_image
-from .pipeline import preprocess
+from .pipeline import DEFAULT_RESIZE, preprocess
 
 
 def find_calibration_images(folder: str | Path, limit: int | None = None) -> list[Path]:
@@ -45,11 +45,13 @@ class CalibrationBatches:
 
     Attributes:
         paths: the images. input_size: (height, width). batch_size: images per batch.
+        resize: the model's resize method (:data:`ssd_deploy.pipeline.RESIZE_METHODS`).
     """
 
     paths: list[Path]
     input_size: tuple[int, int]
     batch_size: int = 8
+    resize: str = DEFAULT_RESIZE
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -58,8 +60,10 @@ class CalibrationBatches:
             raise SSDDeployError("calibration: no images")
 
     @classmethod
-    def from_folder(cls, folder: str | Path, input_size: tuple[int, int], batch_size: int = 8, limit: int | None = 200) -> CalibrationBatches:
-        return cls(find_calibration_images(folder, limit), tuple(input_size), batch_size)
+    def from_folder(
+        cls, folder: str | Path, input_size: tuple[int, int], batch_size: int = 8, limit: int | None = 200, resize: str = DEFAULT_RESIZE
+    ) -> CalibrationBatches:
+        return cls(find_calibration_images(folder, limit), tuple(input_size), batch_size, resize)
 
     def __len__(self) -> int:
         return -(-len(self.paths) // self.batch_size)
@@ -68,5 +72,5 @@ class CalibrationBatches:
         for start in range(0, len(self.paths), self.batch_size):
             chunk = self.paths[start : start + self.batch_size]
             chunk = chunk + [chunk[i % len(chunk)] for i in range(self.batch_size - len(chunk))]
-            batch, _ = preprocess([read_image(path) for path in chunk], self.input_size)
+            batch, _ = preprocess([read_image(path) for path in chunk], self.input_size, self.resize)
             yield batch.numpy()

@@ -3,6 +3,17 @@
     image (any size; BGR, gray or BGRA) -> preprocess -> [N, 3, H, W] RGB in [0, 1]
     ... runtime runs the deploy module ...
     padded outputs -> unpad + rescale to each original image -> Detections
+
+How an image is resized is part of a model's contract: the network saw one interpolation in
+training, and another one moves its scores (torchvision's SSDLite by up to 0.2 on photos).
+Each model records its method (``ModelConfig.resize``, the ``resize`` metadata key):
+
+- ``opencv``: ``cv2.resize(INTER_LINEAR)`` of the uint8 image, then / 255. What ssd-deploy
+  trains with (its training transforms end in this step), and what files without the key use.
+- ``torchvision``: / 255 first, then ``F.interpolate(mode="bilinear", align_corners=False)`` of
+  the float image, as torchvision's ``GeneralizedRCNNTransform`` does for its detection models
+  (it normalises before resizing; both steps are linear, so the order moves values by float
+  rounding only).
 """
 
 from __future__ import annotations
@@ -13,8 +24,13 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 import torch
+from torch.nn import functional as F
 
+from .errors import ConfigError
 from .images import to_bgr_uint8
+
+RESIZE_METHODS = ("opencv", "torchvision")
+DEFAULT_RESIZE = "opencv"  # every file and checkpoint written before the method was recorded
 
 
 @dataclass
@@ -55,27 +71,47 @@ class Detections:
         }
 
 
-def preprocess(images: Sequence[np.ndarray], input_size: tuple[int, int]) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+def preprocess(
+    images: Sequence[np.ndarray], input_size: tuple[int, int], resize: str = DEFAULT_RESIZE
+) -> tuple[torch.Tensor, list[tuple[int, int]]]:
     """Resize (stretch, as SSD is trained), convert BGR to RGB and scale to [0, 1].
 
     Args:
         images: OpenCV images (BGR uint8 H x W x 3; gray, BGRA and 16-bit are converted).
         input_size: (height, width) of the network input.
+        resize: the model's resize method, one of :data:`RESIZE_METHODS` (module docstring).
 
     Returns:
         batch: float32 Tensor[N, 3, H, W]; original_sizes: (height, width) of each image.
     """
+    check_resize(resize, "preprocess")
+    bgr = [to_bgr_uint8(image, f"image {i}") for i, image in enumerate(images)]
+    sizes = [image.shape[:2] for image in bgr]
+    if resize == "torchvision":
+        return torch.stack([_resize_float(image, input_size) for image in bgr]), sizes
     height, width = input_size
-    batch = np.empty((len(images), height, width, 3), dtype=np.uint8)
-    sizes = []
-    for i, image in enumerate(images):
-        image = to_bgr_uint8(image, f"image {i}")
-        sizes.append(image.shape[:2])
+    batch = np.empty((len(bgr), height, width, 3), dtype=np.uint8)
+    for i, image in enumerate(bgr):
         if image.shape[:2] != (height, width):
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
         batch[i] = image[:, :, ::-1]  # BGR -> RGB
     tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
     return tensor.contiguous(), sizes
+
+
+def _resize_float(bgr: np.ndarray, input_size: tuple[int, int]) -> torch.Tensor:
+    """float32 [3, H, W] RGB in [0, 1]: torchvision's detection resize of one BGR uint8 image."""
+    rgb = torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1).float().div_(255.0)
+    if tuple(rgb.shape[1:]) == tuple(input_size):
+        return rgb
+    return F.interpolate(rgb[None], size=tuple(input_size), mode="bilinear", align_corners=False)[0]
+
+
+def check_resize(resize: str, where: object) -> str:
+    """``resize`` if it is a known method, else a ConfigError naming ``where`` it came from."""
+    if resize not in RESIZE_METHODS:
+        raise ConfigError(f"{where}: resize method {resize!r} is unknown. Note: expected one of {', '.join(RESIZE_METHODS)}")
+    return resize
 
 
 def to_detections(

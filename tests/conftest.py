@@ -1,7 +1,10 @@
-"""Shared helpers, handed to tests as fixtures: torchvision's priors for given feature maps, and
-order-tolerant detection checks."""
+"""Shared helpers, handed to tests as fixtures: torchvision's priors for given feature maps,
+order-tolerant detection checks, and real photographs."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -62,3 +65,27 @@ def trained_checkpoint(tmp_path_factory):
 
     model = train_on_shapes("ssdlite_mobilenet_v2", size=128, steps=200)
     return save_checkpoint(tmp_path_factory.mktemp("trained") / "shapes_ssdlite.pt", model, list(CLASS_NAMES))
+
+
+# Real photographs of their own sizes, from sample data that packages of the test extra ship
+# (scikit-image's skimage/data, matplotlib's sample_data): colour and gray, PNG and JPEG, square
+# and not, from 300 x 451 to 1411 x 1411 pixels. Nothing is downloaded.
+SKIMAGE_PHOTOS = (
+    "astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
+    "hubble_deep_field.jpg", "retina.jpg", "camera.png", "coins.png",
+)
+
+
+@pytest.fixture(scope="session")
+def real_photos() -> list[Path]:
+    """Paths of ten real photographs (see SKIMAGE_PHOTOS, plus matplotlib's grace_hopper.jpg)."""
+    import matplotlib
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None:
+        pytest.fail("scikit-image is not installed: it ships the real photographs (pip install -e '.[test]')")
+    folder = Path(spec.submodule_search_locations[0]) / "data"
+    photos = [folder / name for name in SKIMAGE_PHOTOS] + [Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"]
+    missing = [str(p) for p in photos if not p.is_file()]
+    assert not missing, f"sample photographs missing from the installed packages: {missing}"
+    return photos

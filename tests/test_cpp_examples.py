@@ -177,10 +177,29 @@ def test_fixed_batch_file_is_padded_with_blank_images(programs, formats, files, 
     _compare(record, expected, images[0])
 
 
-def test_network_input_equals_python_preprocessing(programs, formats, files, images, tmp_path):
-    """Bit for bit, for resized (down, up, 2x), unresized, gray, BGRA, 16-bit, JPEG and PPM images
-    (those of the formats the programs were built for)."""
+def _with_resize(model: Path, resize: str, folder: Path) -> Path:
+    """A copy of the ONNX file ``model`` whose metadata records the resize method ``resize``."""
+    copy = onnx.load(str(model))
+    for prop in copy.metadata_props:
+        if prop.key == "resize":
+            prop.value = json.dumps(resize)
+    path = folder / f"{resize}.onnx"
+    onnx.save(copy, str(path))
+    return path
+
+
+# torchvision's method resizes float32 values in [0, 1]: the programs compute PyTorch's terms in
+# PyTorch's order, but a compiler may fuse a multiply-add, which changes the last bit or two.
+FLOAT_RESIZE_ATOL = 4 * float(np.finfo(np.float32).eps)
+
+
+@pytest.mark.parametrize("resize", ["opencv", "torchvision"])
+def test_network_input_equals_python_preprocessing(resize, programs, formats, files, images, tmp_path):
+    """Bit for bit (OpenCV's method; within FLOAT_RESIZE_ATOL for torchvision's), for resized
+    (down, up, 2x), unresized, gray, BGRA, 16-bit, JPEG and PPM images (those of the formats the
+    programs were built for)."""
     program = _program(programs, "ssd_detect_openvino")
+    model = _with_resize(files["onnx"], resize, tmp_path)
     scene = read_image(images[0])
     pictures = {
         "down.png": scene,
@@ -199,10 +218,12 @@ def test_network_input_equals_python_preprocessing(programs, formats, files, ima
             continue
         path = tmp_path / filename
         assert cv2.imwrite(str(path), picture)
-        _check(_run([program, files["onnx"], path, "--dump-input", tmp_path / "input.raw"]))
-        expected, _ = preprocess([read_image(path)], (128, 128))
+        _check(_run([program, model, path, "--dump-input", tmp_path / "input.raw"]))
+        expected, _ = preprocess([read_image(path)], (128, 128), resize)
         actual = np.fromfile(tmp_path / "input.raw", dtype=np.float32).reshape(expected.shape)
-        assert np.array_equal(actual, expected.numpy()), f"{filename}: {np.count_nonzero(actual != expected.numpy())} values differ"
+        atol = FLOAT_RESIZE_ATOL if resize == "torchvision" else 0.0
+        differ = np.abs(actual - expected.numpy()) > atol
+        assert not differ.any(), f"{filename}: {np.count_nonzero(differ)} values differ by more than {atol}"
 
 
 def test_score_option_and_annotated_picture(programs, formats, files, images, tmp_path):
@@ -210,9 +231,15 @@ def test_score_option_and_annotated_picture(programs, formats, files, images, tm
     image = _readable(images[0], formats, tmp_path)
     annotated = tmp_path / ("annotated.png" if "PNG" in formats else "annotated.ppm")
     everything = _detect(program, files["onnx"], image)["detections"]
-    above = _detect(program, files["onnx"], image, "--score", "0.3", "--out", annotated)["detections"]
-    assert above == [d for d in everything if d["score"] > 0.3]
-    assert above, "the trained model should find objects above 0.3"
+    # A threshold halfway across the widest gap between neighbouring scores of this model's own
+    # detections: some are kept and some dropped, whatever weights training gave on this CPU.
+    scores = sorted({d["score"] for d in everything}, reverse=True)
+    assert len(scores) >= 2, f"the model found {len(everything)} detections; the test needs two distinct scores"
+    k = max(range(min(len(scores) - 1, 10)), key=lambda i: scores[i] - scores[i + 1])
+    threshold = round((scores[k] + scores[k + 1]) / 2, 6)
+    above = _detect(program, files["onnx"], image, "--score", str(threshold), "--out", annotated)["detections"]
+    assert above == [d for d in everything if d["score"] > threshold]
+    assert 0 < len(above) < len(everything)
     picture, original = cv2.imread(str(annotated)), read_image(images[0])
     assert picture.shape == original.shape and np.any(picture != original)
     low = _run([program, files["onnx"], image, "--score", "0.001"])

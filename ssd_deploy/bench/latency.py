@@ -184,7 +184,7 @@ def _measure_variant(path: Path, arch: str, variant: Variant, images: list[np.nd
             samples = _time_calls(detector.detect, lambda: detector.last_times, chosen, config)
             split_net = split_post = None
             if network is not None:
-                ready, _ = preprocess(chosen, detector.metadata.input_size)
+                ready, _ = preprocess(chosen, detector.metadata.input_size, detector.metadata.resize)
                 split_net, split_post = _time_split(detector.runner.infer, network, ready, config)
             rows.append(_row(path, arch or detector.metadata.arch, variant.runtime, variant.precision, batch, config.device,
                              str(variant.path), samples, split="host only" if split_net is None else "network-only run",

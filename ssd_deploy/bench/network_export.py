@@ -221,7 +221,9 @@ def export_network_only(model, class_names: Sequence[str], kind: FileKind, path:
         with tempfile.TemporaryDirectory(prefix="ssd-bench-") as scratch:
             float_file = Path(scratch) / "network.onnx"
             export_format.write(network, NetworkSpec(), example, float_file, strings, **extra)
-            batches = CalibrationBatches.from_folder(settings.calibration, model.config.input_size, batch_size=8, limit=settings.calibration_images)
+            batches = CalibrationBatches.from_folder(
+                settings.calibration, model.config.input_size, 8, settings.calibration_images, model.config.resize
+            )
             quantize_onnx(float_file, tmp, batches, int8_quantizer(), "percentile", include_head=False)
 
     with torch.no_grad():

@@ -109,7 +109,7 @@ def run_parity(checkpoint: str | Path, config: ParityConfig = ParityConfig(), ou
     settings = ExportSettings(out / "cache", calibration, config.calibration_images, config.device, config.verify, jobs=config.export_jobs)
     variants = prepare_variants(path, planned, settings, options, log)
 
-    sample, _ = preprocess([dataset[i][0] for i in range(min(config.batch_size, len(dataset)))], model.config.input_size)
+    sample, _ = preprocess([dataset[i][0] for i in range(min(config.batch_size, len(dataset)))], model.config.input_size, model.config.resize)
     reference = Variant("pytorch", "fp32", path)
     report = ParityReport(path.name, str(config.data or "generated shapes"), len(dataset), [], _tolerances(config),
                           [SkipRecord(path.name, s.runtime, s.precision, s.reason) for s in skipped],

@@ -23,7 +23,7 @@ from .graph import GraphSpec, require_device
 from .metadata import ExportMetadata
 from .onnx import DEFAULT_OPSET, MIN_OPSET, read_model
 from .int8 import CALIBRATION_METHODS, QUANTIZERS, quantize_onnx
-from .verify import FP16_TOLERANCES, FP32_TOLERANCES, read_pictures, sample_batch, verify, verify_recall
+from .verify import FP16_TOLERANCES, float32_tolerances, read_pictures, sample_batch, verify, verify_recall
 
 # Batch sizes run by --verify for a dynamic-batch file (a fixed-batch file runs its own size).
 DYNAMIC_VERIFY_BATCHES = (3, 1)
@@ -147,7 +147,7 @@ def export_model(
     metadata = describe_model(
         model, names, options.postprocess, spec.nms, spec.batch, options.precision, options.format
     )
-    calibration = _calibration(options, model.config.input_size)
+    calibration = _calibration(options, model.config.input_size, model.config.resize)
     if float_onnx is not None:
         float_onnx = _check_float_onnx(Path(float_onnx), options, metadata)
     example_size = max(options.batch, 2) if options.dynamic_batch else options.batch
@@ -262,15 +262,16 @@ def describe_model(
         batch=batch,
         precision=precision,
         model_config=config.to_dict(),
+        resize=config.resize,
     )
 
 
-def _calibration(options: ExportOptions, input_size: tuple[int, int]) -> CalibrationBatches | None:
+def _calibration(options: ExportOptions, input_size: tuple[int, int], resize: str) -> CalibrationBatches | None:
     """The calibration batches of an INT8 export (read before exporting, so a bad folder fails fast)."""
     if not options.int8:
         return None
     batch = 8 if options.dynamic_batch else options.batch  # a fixed-batch graph takes only its own size
-    return CalibrationBatches.from_folder(options.calibration, input_size, batch_size=batch, limit=options.calibration_images)
+    return CalibrationBatches.from_folder(options.calibration, input_size, batch, options.calibration_images, resize)
 
 
 def _quantize(path: Path, calibration: CalibrationBatches, options: ExportOptions, result: ExportResult, source: Path | None = None) -> None:
@@ -315,6 +316,6 @@ def _verify(
         size = spec.batch or 8
         batches = [sample_batch(spec.input_size, size, pictures[i:] + pictures[:i]) for i in range(0, max(len(pictures), 1), size)]
         return verify_recall(spec.build(network), run, batches, options.postprocess, spec.nms)
-    tolerances = FP16_TOLERANCES if options.fp16 else FP32_TOLERANCES
+    tolerances = FP16_TOLERANCES if options.fp16 else float32_tolerances(network, spec.priors, batches, spec.sigmoid)
     post = options.postprocess
     return verify(spec.build(network), run, batches, spec.nms, tolerances, post.score_threshold, post.iou_threshold)

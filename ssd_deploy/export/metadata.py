@@ -8,7 +8,8 @@ reader and a missing key is distinguishable from an empty one.
 The contract the metadata describes (``contract_version`` 1):
 
 - input ``images``: float32 ``[N, 3, H, W]``, RGB, values in [0, 1]; normalisation by
-  ``mean``/``std`` happens inside the graph.
+  ``mean``/``std`` happens inside the graph. ``resize`` says how a host resizes an image to
+  ``[H, W]`` (``opencv`` or ``torchvision``, see :mod:`ssd_deploy.pipeline`; ``opencv`` when absent).
 - with ``nms``: ``num_detections [N] int32``, ``boxes [N, K, 4] float32`` xyxy in [0, 1],
   ``scores [N, K] float32``, ``labels [N, K] int32`` (indices into ``class_names``; rows past
   ``num_detections`` are zero). TensorRT's EfficientNMS layout.
@@ -24,6 +25,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ExportError
+from ..pipeline import DEFAULT_RESIZE, RESIZE_METHODS
 
 CONTRACT_VERSION = 1
 INPUT_NAME = "images"
@@ -46,6 +48,7 @@ class ExportMetadata:
             (``max_detections`` is K).
         batch: the fixed batch size, or None when the batch dimension is dynamic.
         precision: ``fp32``, ``fp16``, ``bf16`` or ``int8`` (the network's arithmetic; inputs and outputs are float32).
+        resize: the host's resize method for this model (:data:`ssd_deploy.pipeline.RESIZE_METHODS`).
     """
 
     format: str
@@ -62,6 +65,7 @@ class ExportMetadata:
     batch: int | None
     precision: str
     model_config: dict[str, Any] = field(default_factory=dict, compare=False)
+    resize: str = DEFAULT_RESIZE
     contract_version: int = CONTRACT_VERSION
     ssd_deploy_version: str = __version__
 
@@ -89,6 +93,7 @@ class ExportMetadata:
             "input_name": self.input_name,
             "input_size": list(self.input_size),
             "input_layout": "NCHW float32 RGB in [0, 1]",
+            "resize": self.resize,
             "mean": list(self.mean),
             "std": list(self.std),
             "nms": self.nms,
@@ -121,6 +126,9 @@ class ExportMetadata:
                     source, f"exported with contract version {version}; this ssd-deploy reads up to {CONTRACT_VERSION}"
                 )
             batch = values["batch"]
+            resize = str(values.get("resize", DEFAULT_RESIZE))
+            if resize not in RESIZE_METHODS:
+                raise ExportError(source, f"resize method {resize!r} is unknown to this ssd-deploy. Note: it knows {', '.join(RESIZE_METHODS)}")
             return cls(
                 format=str(values["format"]),
                 arch=str(values["arch"]),
@@ -136,6 +144,7 @@ class ExportMetadata:
                 batch=None if batch == "dynamic" else int(batch),
                 precision=str(values["precision"]),
                 model_config=dict(values.get("model_config") or {}),
+                resize=resize,
                 contract_version=version,
                 ssd_deploy_version=str(values.get("ssd_deploy_version", "unknown")),
             )

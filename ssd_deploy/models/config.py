@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..pipeline import DEFAULT_RESIZE, check_resize
 from ..priors import PriorConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -29,6 +30,9 @@ class ModelConfig:
             layouts such as 4x4 / 2x2 / 1x1 grids); None: all of them, as in the presets.
         score_function: "softmax" over all classes (the paper's loss) or "sigmoid" per class
             (models trained with the focal loss); decoding applies it.
+        resize: how images are resized to ``input_size`` before the network (see
+            :mod:`ssd_deploy.pipeline`): ``opencv`` for models trained here, ``torchvision`` for
+            torchvision's detection weights.
     """
 
     arch: str
@@ -40,8 +44,10 @@ class ModelConfig:
     reduced_tail: bool = False
     feature_indices: tuple[int, ...] | None = None
     score_function: str = "softmax"
+    resize: str = DEFAULT_RESIZE
 
     def __post_init__(self) -> None:
+        check_resize(self.resize, "ModelConfig")
         if self.num_classes < 2:
             raise ConfigError(
                 f"ModelConfig: num_classes={self.num_classes}. Note: it counts background, so one "
@@ -70,6 +76,7 @@ class ModelConfig:
             "reduced_tail": self.reduced_tail,
             "feature_indices": None if self.feature_indices is None else list(self.feature_indices),
             "score_function": self.score_function,
+            "resize": self.resize,
         }
 
     @classmethod
@@ -86,6 +93,7 @@ class ModelConfig:
                 reduced_tail=bool(data.get("reduced_tail", False)),
                 feature_indices=None if data.get("feature_indices") is None else tuple(int(i) for i in data["feature_indices"]),
                 score_function=str(data.get("score_function", "softmax")),
+                resize=str(data.get("resize", DEFAULT_RESIZE)),
             )
         except (KeyError, TypeError, IndexError, ValueError) as error:
             raise ConfigError(f"model config: missing or malformed field ({error!r})") from error

@@ -2,11 +2,13 @@
 ssd-deploy models.
 
 The networks are the same; only module names differ. This module maps the names and builds the
-matching :class:`ModelConfig` (torchvision's priors, normalisation and class count).
+matching :class:`ModelConfig` (torchvision's priors, normalisation, class count, and its resize of
+the float image, so that every runtime gives torchvision's own detections on images of any size).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from torch import Tensor
@@ -30,7 +32,8 @@ def torchvision_config(name: str, num_classes: int = 91, reduced_tail: bool = Fa
     arch = TORCHVISION_ARCHS[name]
     # torchvision's VGG backbone takes caffe-style 0..255 inputs; SSDLite's default (0.5, 0.5) fits.
     normalise = {"mean": TORCHVISION_VGG_MEAN, "std": TORCHVISION_VGG_STD} if arch == "ssd300_vgg16" else {}
-    return make_config(arch, num_classes=num_classes, priors="torchvision", reduced_tail=reduced_tail, **normalise)
+    config = make_config(arch, num_classes=num_classes, priors="torchvision", reduced_tail=reduced_tail, **normalise)
+    return dataclasses.replace(config, resize="torchvision")
 
 
 def is_torchvision_state_dict(state_dict: dict[str, object]) -> bool:

@@ -117,7 +117,7 @@ class Detector:
     def _detect_batch(self, images: Sequence[np.ndarray], times: StageTimes) -> list[Detections]:
         metadata = self.runner.metadata
         start = time.perf_counter()
-        batch, sizes = preprocess(images, metadata.input_size)
+        batch, sizes = preprocess(images, metadata.input_size, metadata.resize)
         if metadata.batch is not None and len(images) < metadata.batch:  # fixed batch: pad with blanks
             blanks = batch.new_zeros((metadata.batch - len(images), *batch.shape[1:]))
             batch = torch.cat([batch, blanks])

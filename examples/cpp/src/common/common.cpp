@@ -118,6 +118,13 @@ Metadata parse_metadata(const std::map<std::string, std::string>& strings, const
     metadata.nms = field(values, "nms", Type::Bool, source).boolean;
     metadata.precision = field(values, "precision", Type::String, source).string;
     metadata.score_threshold = float(field(values, "score_threshold", Type::Number, source).number);
+    auto resize = values.find("resize");  // absent in files written before the method was recorded
+    if (resize != values.end()) {
+        if (resize->second.type != Type::String || (resize->second.string != "opencv" && resize->second.string != "torchvision")) {
+            throw Error(source, "resize method '" + resize->second.string + "' is unknown to this program. Note: it knows opencv, torchvision");
+        }
+        metadata.resize = resize->second.string;
+    }
     auto batch = values.find("batch");
     if (batch != values.end() && batch->second.type == Type::Number) metadata.batch = std::max(1, int(batch->second.number));
     if (!metadata.nms) {
@@ -208,7 +215,7 @@ int run_program(int argc, char** argv, const Program& program, const Runtime& ru
         // One image; a fixed-batch file gets the rest of its batch as blank images, as in Python.
         size_t plane = size_t(3) * metadata.input_height * metadata.input_width;
         std::vector<float> input(plane * metadata.batch, 0.0f);
-        preprocess(image, metadata.input_width, metadata.input_height, input.data());
+        preprocess(image, metadata.input_width, metadata.input_height, metadata.resize, input.data());
         if (!options.dump_input.empty()) write_raw(options.dump_input, input);
 
         if (options.min_score && *options.min_score < metadata.score_threshold) {

@@ -64,6 +64,7 @@ struct Metadata {
     int batch = 1;  // the fixed batch size, or 1 when the batch dimension is dynamic
     std::string precision;  // fp32, fp16, bf16 or int8
     float score_threshold = 0.0f;
+    std::string resize = "opencv";  // how images are resized to the input: "opencv" or "torchvision"
 };
 
 // Parse the {key: JSON string} map. Throws Error naming `source` when it is not an

@@ -478,7 +478,64 @@ Image resize_linear(const Image& src, int width, int height) {
     return dst;
 }
 
-void preprocess(const Image& image, int width, int height, float* out) {
+namespace {
+
+// Source index and weights of one output coordinate, as PyTorch's compute_indices_weights_linear:
+// src = scale * (dst + 0.5) - 0.5 clamped at 0, the second tap clamped to the last pixel.
+struct Taps {
+    int first = 0;
+    int second = 0;
+    float first_weight = 1.0f;
+    float second_weight = 0.0f;
+};
+
+std::vector<Taps> linear_taps(int src_size, int dst_size) {
+    std::vector<Taps> taps(dst_size);
+    const float scale = float(src_size) / float(dst_size);
+    for (int i = 0; i < dst_size; ++i) {
+        float real = std::max(scale * (float(i) + 0.5f) - 0.5f, 0.0f);
+        int index = std::min(int(std::floor(real)), src_size - 1);
+        float lambda = std::min(std::max(real - float(index), 0.0f), 1.0f);
+        taps[i] = {index, index + (index < src_size - 1 ? 1 : 0), 1.0f - lambda, lambda};
+    }
+    return taps;
+}
+
+}  // namespace
+
+std::vector<float> resize_bilinear_float(const std::vector<float>& src, int channels, int src_width, int src_height, int width, int height) {
+    const auto rows = linear_taps(src_height, height), cols = linear_taps(src_width, width);
+    std::vector<float> out(size_t(channels) * width * height);
+    const size_t src_plane = size_t(src_width) * src_height, plane = size_t(width) * height;
+    for (int c = 0; c < channels; ++c) {
+        const float* in = src.data() + c * src_plane;
+        for (int y = 0; y < height; ++y) {
+            const float* top = in + size_t(rows[y].first) * src_width;
+            const float* bottom = in + size_t(rows[y].second) * src_width;
+            for (int x = 0; x < width; ++x) {
+                const Taps& t = cols[x];
+                float upper = top[t.first] * t.first_weight + top[t.second] * t.second_weight;
+                float lower = bottom[t.first] * t.first_weight + bottom[t.second] * t.second_weight;
+                out[c * plane + size_t(y) * width + x] = upper * rows[y].first_weight + lower * rows[y].second_weight;
+            }
+        }
+    }
+    return out;
+}
+
+void preprocess(const Image& image, int width, int height, const std::string& resize, float* out) {
+    if (resize == "torchvision") {
+        const size_t src_plane = size_t(image.width) * image.height;
+        std::vector<float> planes(3 * src_plane);
+        for (size_t i = 0; i < src_plane; ++i) {
+            for (int c = 0; c < 3; ++c) planes[c * src_plane + i] = float(image.bgr[i * 3 + (2 - c)]) / 255.0f;  // BGR -> RGB planes
+        }
+        if (image.width != width || image.height != height) {
+            planes = resize_bilinear_float(planes, 3, image.width, image.height, width, height);
+        }
+        std::copy(planes.begin(), planes.end(), out);
+        return;
+    }
     const Image* source = &image;
     Image resized;
     if (image.width != width || image.height != height) {

@@ -35,10 +35,18 @@ void write_image(const std::string& path, const Image& image);
 // bit for bit (see image.cpp for why that matters and how it is done).
 Image resize_linear(const Image& src, int width, int height);
 
+// torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=False) of
+// float32 planes [channels, src_height, src_width] to [channels, height, width]: torchvision's
+// detection resize. The same weights and terms as PyTorch's CPU kernel; values agree to a few
+// float32 roundings (the compiler may fuse multiply-adds differently).
+std::vector<float> resize_bilinear_float(const std::vector<float>& src, int channels, int src_width, int src_height, int width, int height);
+
 // ssd_deploy.pipeline.preprocess for one image: resize (stretch) to `width` x `height` unless
-// already that size, BGR -> RGB, divide by 255. Writes float32 [3, height, width] (CHW) to
-// `out`, which must hold 3 * height * width floats.
-void preprocess(const Image& image, int width, int height, float* out);
+// already that size, BGR -> RGB, divide by 255. `resize` is the model's method (its metadata):
+// "opencv" resizes the uint8 image (resize_linear) before dividing, "torchvision" divides first
+// and resizes the float image (resize_bilinear_float). Writes float32 [3, height, width] (CHW)
+// to `out`, which must hold 3 * height * width floats.
+void preprocess(const Image& image, int width, int height, const std::string& resize, float* out);
 
 // A box outline of `thickness` pixels in `bgr` colour, corners in integer pixels (clipped).
 void draw_rectangle(Image& image, int x1, int y1, int x2, int y2, const uint8_t bgr[3], int thickness, bool filled = false);
