@@ -1,8 +1,8 @@
 """The load-time check of a dataset: every image file and every box, without decoding images.
 
 Each image file is opened once: its first and last bytes show whether it is empty or truncated
-(the checks ``ssd_deploy.images.read_image`` makes), and its header gives its size (Pillow reads
-only the header; decoding every image would take minutes on a large dataset). Boxes are then
+(the checks ``ssd_deploy.images.read_image`` makes), and its header gives its size and EXIF
+orientation (only the header is read; decoding every image would take minutes on a large dataset). Boxes are then
 checked in pixels of that size. Problems are recorded, never raised, so that one pass lists all.
 """
 
@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError
-from ..images import truncation_problem, read_image
+from ..images import TIFF_SIGNATURES, declared_size, exif_orientation, oriented, read_image, size_problem, truncation_problem
 from .labels import label_index
 from .records import DataReport, ImageRecord, Problem, RawAnnotation
 
 _HEAD, _TAIL = 16, 1024  # more than truncation_problem inspects: the file signature and the end marker
+_HEADER = 1 << 17  # bytes that hold a JPEG's frame header after its EXIF and other metadata segments
 
 
 class _BadImage(Exception):
@@ -29,15 +29,30 @@ class _BadImage(Exception):
 
 
 def probe_image(path: Path) -> tuple[int, int]:
-    """The (height, width) of an image file, checking that it exists, is non-empty and not truncated.
+    """The (height, width) of an image file as ``read_image`` returns it (EXIF orientation
+    applied), checking that it exists, is readable, non-empty, not truncated and not too large.
 
-    Only the header is read (Pillow), unless Pillow does not know the format: then OpenCV decodes it.
+    Only the header is read, unless neither it nor Pillow tells the size: then OpenCV decodes it.
 
     Raises:
-        _BadImage: with kind "missing", "empty", "truncated" or "unreadable".
+        _BadImage: with kind "missing", "empty", "truncated", "too large" or "unreadable".
     """
     if not path.is_file():
         raise _BadImage("missing", "no such file" if not path.exists() else "not a file")
+    try:
+        size = _probe_header(path)
+    except OSError as error:  # e.g. no read permission
+        raise _BadImage("unreadable", f"cannot read it ({error.strerror or error})") from None
+    if size is not None:
+        return size
+    try:
+        return read_image(path).shape[:2]
+    except ImageReadError as error:
+        raise _BadImage("unreadable", error.problem) from None
+
+
+def _probe_header(path: Path) -> tuple[int, int] | None:
+    """(height, width) from the file's header, None if the header does not tell; see probe_image."""
     with open(path, "rb") as file:
         size = file.seek(0, 2)
         if size == 0:
@@ -53,16 +68,18 @@ def probe_image(path: Path) -> tuple[int, int]:
         if truncated:
             raise _BadImage("truncated", truncated)
         file.seek(0)
-        try:
-            with Image.open(file) as image:
-                width, height = image.size
-                return height, width
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-            pass
-    try:
-        return read_image(path).shape[:2]
-    except ImageReadError as error:
-        raise _BadImage("unreadable", error.problem) from None
+        head = file.read(_HEADER)
+        stored = declared_size(head)
+        if stored is None:
+            return None
+        problem = size_problem(*stored)
+        if problem:
+            raise _BadImage("too large", problem)
+        if head[:4] in TIFF_SIGNATURES:  # decoded for its size: which way round Pillow gives it varies
+            return None
+        file.seek(0)
+        width, height = oriented(*stored, exif_orientation(file))
+        return height, width
 
 
 def scan(
