@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -153,6 +154,13 @@ def size_problem(width: int, height: int) -> str | None:
     return None
 
 
+def missing_file_problem(path: Path) -> str:
+    """What is at ``path`` instead of a readable file: nothing, a folder, or something else."""
+    if not path.exists():
+        return "no such file"
+    return "a folder, not an image file" if path.is_dir() else "not a regular file"
+
+
 def to_bgr_uint8(image: np.ndarray, source: object = "<array>") -> np.ndarray:
     """Convert an OpenCV-style image to BGR uint8 H x W x 3.
 
@@ -188,7 +196,7 @@ def read_image(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(path, "no such file" if not path.exists() else "not a file")
+        raise ImageReadError(path, missing_file_problem(path))
     try:
         data = path.read_bytes()
     except OSError as error:  # e.g. no read permission
@@ -212,11 +220,32 @@ def read_image(path: str | Path) -> np.ndarray:
     return to_bgr_uint8(image, path)
 
 
+def report_unreadable(error: ImageReadError, what: str = "skipped") -> None:
+    """Print one line naming a bad image file and its problem, on stderr."""
+    print(f"error: {error}. {what[:1].upper()}{what[1:]}", file=sys.stderr)
+
+
+def readable_images(paths: Sequence[Path], what: str = "skipped") -> tuple[list[Path], list[ImageReadError]]:
+    """The files of ``paths`` that :func:`read_image` reads, and the error of each other one
+    (printed as one line each, ending in ``what`` happens to it)."""
+    good, bad = [], []
+    for path in paths:
+        try:
+            read_image(path)
+            good.append(path)
+        except ImageReadError as error:
+            report_unreadable(error, what)
+            bad.append(error)
+    return good, bad
+
+
 def list_images(path: str | Path) -> list[Path]:
-    """``path`` itself if it is a file, else the image files directly inside the folder, sorted."""
+    """``path`` itself if it is not a folder, else the entries directly inside the folder whose
+    names end in an image suffix, sorted. A folder or broken link named like an image is listed
+    too, so that reading it reports it rather than leaving it out silently."""
     path = Path(path)
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     return [path]
 
 

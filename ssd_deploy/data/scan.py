@@ -14,7 +14,16 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ImageReadError
-from ..images import TIFF_SIGNATURES, declared_size, exif_orientation, oriented, read_image, size_problem, truncation_problem
+from ..images import (
+    TIFF_SIGNATURES,
+    declared_size,
+    exif_orientation,
+    missing_file_problem,
+    oriented,
+    read_image,
+    size_problem,
+    truncation_problem,
+)
 from .labels import label_index
 from .records import DataReport, ImageRecord, Problem, RawAnnotation
 
@@ -38,7 +47,7 @@ def probe_image(path: Path) -> tuple[int, int]:
         _BadImage: with kind "missing", "empty", "truncated", "too large" or "unreadable".
     """
     if not path.is_file():
-        raise _BadImage("missing", "no such file" if not path.exists() else "not a file")
+        raise _BadImage("missing", missing_file_problem(path))
     try:
         size = _probe_header(path)
     except OSError as error:  # e.g. no read permission
