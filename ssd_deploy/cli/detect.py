@@ -138,13 +138,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write_result(stem: Path, path: Path, image, detections) -> None:
     """Write ``<stem>.jpg`` (the picture with boxes drawn) and ``<stem>.json`` for the image at ``path``."""
-    picture = draw_detections(image, detections)
-    write_image(stem.with_suffix(".jpg"), picture)
+    picture_path, record_path = (stem.with_name(stem.name + suffix) for suffix in (".jpg", ".json"))  # stem may hold a dot
+    write_image(picture_path, draw_detections(image, detections))
     record = {"image": str(path), "width": image.shape[1], "height": image.shape[0], **detections.to_dict()}
-    atomic_write(stem.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
+    atomic_write(record_path, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     counts = Counter(detections.names())
     summary = ", ".join(f"{n} {name}" for name, n in counts.most_common()) or "nothing"
-    print(f"{path}: {len(detections)} detections ({summary}) -> {stem.with_suffix('.jpg')}")
+    print(f"{path}: {len(detections)} detections ({summary}) -> {picture_path}")
 
 
 

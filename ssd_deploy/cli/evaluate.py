@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if dataset.report.summary():
         print(f"data: {dataset.report.summary()}")
     report = {"model": str(args.model), "runtime": detector.runner.name, "precision": detector.runner.precision,
-              "data": str(args.data), "images": len(dataset), **result.to_dict()}
+              "data": str(args.data), "images": len(ground_truths), **result.to_dict()}
     atomic_write(args.out / "metrics.json", lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     drawn = [Path(target["path"]) for target in ground_truths[: args.draw]]
     for path, name, prediction in zip(drawn, result_names(drawn, args.out, (".jpg",)), predictions):

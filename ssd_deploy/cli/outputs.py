@@ -28,10 +28,10 @@ def result_names(inputs: Sequence[Path], out: Path, suffixes: Sequence[str] = ("
     """A name per input for its results ``out/<name><suffix>``, distinct for every input.
 
     The name is the input's stem (``pic.png`` -> ``pic``); inputs sharing a stem (``pic.tiff``
-    and ``pic.webp``) are named by their whole file name (``pic.tiff``, ``pic.webp``); a name still
-    taken (the same file name in two folders), or whose results would replace one of ``inputs``
-    (``--out`` being the images' own folder), gets ``-2``, ``-3``, ... Names are compared
-    case-insensitively, as macOS and Windows file systems do.
+    and ``pic.webp``) are named by their whole file name (``pic.tiff``, ``pic.webp``) where that
+    is unique; a name already taken (the same file name in two folders: ``pic``, ``pic-2``), or
+    whose results would replace one of ``inputs`` (``--out`` being the images' own folder), gets
+    ``-2``, ``-3``, ... Names are compared case-insensitively, as macOS and Windows file systems do.
 
     Args:
         inputs: the input files, each once, in the order they are processed.
@@ -42,11 +42,13 @@ def result_names(inputs: Sequence[Path], out: Path, suffixes: Sequence[str] = ("
         One name (without suffix) per input, in order.
     """
     stems = [path.stem.casefold() for path in inputs]
+    file_names = [path.name.casefold() for path in inputs]
     protected = {_key(path) for path in inputs}
     taken: set[str] = set()
     names = []
-    for path, stem in zip(inputs, stems):
-        base = path.stem if stems.count(stem) == 1 else path.name
+    for path, stem, file_name in zip(inputs, stems, file_names):
+        unique_stem, unique_name = stems.count(stem) == 1, file_names.count(file_name) == 1
+        base = path.name if not unique_stem and unique_name else path.stem
         name, number = base, 1
         while name.casefold() in taken or any(_key(out / f"{name}{suffix}") in protected for suffix in suffixes):
             number += 1
