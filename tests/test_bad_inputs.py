@@ -119,8 +119,8 @@ def assert_one_clean_line(captured, name: str, words: str) -> None:
     """No traceback; exactly one error line names the bad file, with the problem."""
     output = captured.out + captured.err
     assert "Traceback" not in output
-    lines = [line for line in captured.err.splitlines() if name in line]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], captured.err
+    lines = [line for line in captured.err.splitlines() if name in line and line.startswith("error: ")]
+    assert len(lines) == 1 and words in lines[0], captured.err
 
 
 # ------------------------------------------------------------------------------------- models
@@ -429,3 +429,108 @@ def test_eval_bad_model_is_one_line_naming_it(tmp_path, checkpoint, capsys, name
     model, words = make_model(tmp_path, name, checkpoint)
     assert evaluate(model, voc_dataset(tmp_path / "voc", ()), tmp_path / "out") == 2
     assert_one_clean_line(capsys.readouterr(), name, words)
+
+
+# ------------------------------------------------------------------------ ssd-bench, ssd-export
+
+
+def bench(checkpoint: Path, images: Path, out: Path) -> int:
+    return run_cli(bench_main, [
+        "latency", str(checkpoint), "--runtimes", "pytorch", "--precisions", "fp32", "--batch-sizes", "4", "--warmup", "1",
+        "--iterations", "1", "--max-seconds", "1", "--images", str(images), "--no-baseline", "--no-split", "--no-plot",
+        "--no-verify", "--no-progress", "--out", str(out),
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["cut.jpg", "huge.png", "text.jpg"])
+def test_bench_leaves_out_a_bad_image_and_measures_on_the_good_ones(tmp_path, checkpoint, capsys, name):
+    folder = good_folder(tmp_path / "images")
+    make, words = BAD_IMAGES[name]
+    make(folder / name)
+    out = tmp_path / "out"
+    seen = []
+    import ssd_deploy.bench.images as bench_images
+
+    real = bench_images.read_image
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bench_images, "read_image", lambda path: seen.append(Path(path).name) or real(path))
+        assert bench(checkpoint, folder, out) == 1
+    assert_one_clean_line(capsys.readouterr(), name, words)
+    assert set(GOOD) <= set(seen)  # every good image was read for the benchmark
+    report = json.loads((out / "latency.json").read_text())
+    assert [row["batch"] for row in report["results"]] == [4] and len(report["unreadable_images"]) == 1
+    assert name in report["unreadable_images"][0]
+
+
+def test_bench_out_naming_an_existing_file_is_one_error(tmp_path, checkpoint, capsys):
+    taken = tmp_path / "bench.txt"
+    taken.write_text("mine")
+    assert bench(checkpoint, good_folder(tmp_path / "images"), taken) == 2
+    assert_one_clean_line(capsys.readouterr(), "bench.txt", "--out names an existing file")
+    assert taken.read_text() == "mine"
+
+
+@pytest.mark.parametrize("name", ["missing.pt", "garbage.pt", "half.pt", "pickled.pt", "classes.pt"])
+def test_export_bad_checkpoint_is_one_line_naming_it(tmp_path, checkpoint, capsys, name):
+    model, words = make_model(tmp_path, name, checkpoint)
+    assert run_cli(export_main, ["--checkpoint", str(model), "--format", "onnx", "--no-verify"]) == 2
+    captured = capsys.readouterr()
+    assert_one_clean_line(captured, name, words)
+    assert "pickled code ran" not in captured.out + captured.err
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_export_never_overwrites_the_checkpoint(tmp_path, checkpoint, capsys):
+    own = tmp_path / "model.pt"
+    own.write_bytes(checkpoint.read_bytes())
+    assert run_cli(export_main, ["--checkpoint", str(own), "--format", "torchscript", "--output", str(own), "--no-verify"]) == 2
+    assert_one_clean_line(capsys.readouterr(), "model.pt", "is the checkpoint being exported")
+    assert own.read_bytes() == checkpoint.read_bytes()
+
+
+# ---------------------------------------------------------------------------------- Python API
+
+
+@pytest.mark.parametrize("name", BAD_MODELS)
+def test_api_load_bad_model_names_it(tmp_path, checkpoint, name):
+    model, words = make_model(tmp_path, name, checkpoint)
+    with pytest.raises(SSDDeployError) as error:
+        load(model)
+    assert str(model) in str(error.value) and words in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", BAD_IMAGES)
+def test_api_read_image_names_the_bad_file(tmp_path, name):
+    make, words = BAD_IMAGES[name]
+    make(tmp_path / name)
+    with pytest.raises(SSDDeployError) as error:
+        read_image(tmp_path / name)
+    assert str(error.value).startswith(f"{tmp_path / name}: ") and words in str(error.value)
+
+
+@pytest.mark.parametrize("bad, words", [(None, "image 1: not an image array"), (np.zeros((0, 5, 3), np.uint8), "image 1: not an image array"),
+                                        (np.zeros((8, 8, 2), np.uint8), "image 1: 2 channels"),
+                                        (np.zeros((8, 8, 3), np.float64), "image 1: unsupported pixel type float64")])
+def test_api_detect_names_a_bad_array_and_keeps_working(checkpoint, bad, words):
+    good = [scene(seed) for seed in range(2)]
+    with load(checkpoint, min_score=0.05) as detector:
+        with pytest.raises(SSDDeployError, match=words):
+            detector.detect([good[0], bad, good[1]])
+        results = detector.detect(good)  # the same detector goes on with the good ones
+    assert len(results) == 2 and all(len(result) > 0 for result in results)
+
+
+def test_api_calibration_leaves_out_bad_images_with_one_line_each(tmp_path, capsys):
+    from ssd_deploy.calibration import CalibrationBatches
+
+    folder = good_folder(tmp_path / "images")
+    for name in ("cut.png", "huge.jpg", "text.jpg"):
+        BAD_IMAGES[name][0](folder / name)
+    batches = CalibrationBatches.from_folder(folder, (SIZE, SIZE), batch_size=2)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    for name in ("cut.png", "huge.jpg", "text.jpg"):
+        assert_one_clean_line(captured, name, BAD_IMAGES[name][1])
+    assert sorted(path.name for path in batches.paths) == sorted(GOOD) and len(batches.unreadable) == 3
+    assert [batch.shape for batch in batches] == [(2, 3, SIZE, SIZE), (2, 3, SIZE, SIZE)]  # all three good ones, padded

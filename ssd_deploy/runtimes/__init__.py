@@ -71,7 +71,7 @@ def load(
     try:
         require_available(name)
     except RuntimeUnavailableError as error:  # say which file could not be loaded, not only why
-        raise RuntimeUnavailableError(name, f"cannot load {path}: {error.problem}") from None
+        raise RuntimeUnavailableError(name, error.problem, path) from None
     open_runner = spec.implementation().open_runner
     accepted = _option_names(open_runner)
     unknown = sorted(set(options) - set(accepted)) if accepted is not None else []
