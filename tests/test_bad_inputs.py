@@ -126,6 +126,16 @@ def assert_one_clean_line(captured, name: str, words: str) -> None:
 # ------------------------------------------------------------------------------------- models
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread for this module: its networks are tiny, and on a busy machine a second
+    thread mostly waits for the first. Restored afterwards for the other modules."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
@@ -438,7 +448,7 @@ def bench(checkpoint: Path, images: Path, out: Path) -> int:
     return run_cli(bench_main, [
         "latency", str(checkpoint), "--runtimes", "pytorch", "--precisions", "fp32", "--batch-sizes", "4", "--warmup", "1",
         "--iterations", "1", "--max-seconds", "1", "--images", str(images), "--no-baseline", "--no-split", "--no-plot",
-        "--no-verify", "--no-progress", "--out", str(out),
+        "--no-verify", "--no-progress", "--threads", "1", "--out", str(out),
     ])  # fmt: skip
 
 
