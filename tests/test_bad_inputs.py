@@ -163,7 +163,8 @@ BAD_MODELS = {
     "missing.pt": (lambda p, c: None, "no such file"),
     "garbage.pt": (lambda p, c: p.write_bytes(b"garbage"), "not a readable PyTorch checkpoint"),
     "half.pt": (lambda p, c: p.write_bytes(c.read_bytes()[: c.stat().st_size // 2]), "not a readable PyTorch checkpoint"),
-    "pickled.pt": (lambda p, c: p.write_bytes(pickle.dumps({"model": Payload()}, protocol=2)), "checkpoint"),
+    "pickled.pt": (lambda p, c: torch.save({"model": Payload()}, p), "refused to load: it holds objects that are not plain data"),
+    "pickled_raw.pt": (lambda p, c: p.write_bytes(pickle.dumps({"model": Payload()}, protocol=2)), "not plain data"),
     "classes.pt": (wrong_class_count, "weights do not fit"),
     "model.engine": (lambda p, c: p.write_bytes(b"not an engine"), "tensorrt"),
     "model.onnx": (lambda p, c: p.write_bytes(b"not onnx"), "model.onnx"),
@@ -173,14 +174,14 @@ BAD_MODELS = {
 
 def make_model(tmp_path: Path, name: str, checkpoint: Path) -> tuple[Path, str]:
     make, words = BAD_MODELS[name]
-    if name == "model.engine" and load_tensorrt_installed():
+    if name == "model.engine" and tensorrt_installed():
         pytest.skip("TensorRT is installed here: an .engine file is then read by it")
     path = tmp_path / name
     make(path, checkpoint)
     return path, words
 
 
-def load_tensorrt_installed() -> bool:
+def tensorrt_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("tensorrt") is not None

@@ -14,16 +14,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ImageReadError
-from ..images import (
-    TIFF_SIGNATURES,
-    declared_size,
-    exif_orientation,
-    missing_file_problem,
-    oriented,
-    read_image,
-    size_problem,
-    truncation_problem,
-)
+from ..image_header import TIFF_SIGNATURES, declared_size, exif_orientation, oriented, size_problem
+from ..images import missing_file_problem, read_image, truncation_problem
 from .labels import label_index
 from .records import DataReport, ImageRecord, Problem, RawAnnotation
 
