@@ -25,41 +25,51 @@ them), unlike every other format's, so only their pixel count is taken from the 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # start-of-frame markers
 
 
-def declared_size(data: bytes) -> tuple[int, int] | None:
+def declared_size(source: bytes | BinaryIO) -> tuple[int, int] | None:
     """(width, height) in pixels that an image file's header states, read without decoding pixels.
 
-    PNG and JPEG headers are parsed here: Pillow refuses to open files over its own, lower limit
-    (about 179 megapixels) without saying their size. Other formats come from Pillow.
+    PNG and JPEG headers are parsed here (a JPEG's segments are skipped by their lengths, so only
+    a few bytes of each are read): Pillow refuses to open files over its own, lower limit (about
+    179 megapixels) without saying their size. Other formats come from Pillow.
 
     Args:
-        data: the file's bytes (the header is enough for PNG and JPEG).
+        source: the file's bytes, or the file open for reading at its start.
 
     Returns:
         The stored size, or None when the header cannot be read. Before any EXIF rotation,
         except for TIFF (see :data:`TIFF_SIGNATURES`).
     """
-    if data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
-        return struct.unpack(">II", data[16:24])
-    if data[:2] == b"\xff\xd8":
-        return _jpeg_size(data)
-    with _pillow(data) as image:
+    file = io.BytesIO(source) if isinstance(source, bytes) else source
+    start = file.tell()
+    head = file.read(24)
+    if head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR" and len(head) == 24:
+        return struct.unpack(">II", head[16:24])
+    if head[:2] == b"\xff\xd8":
+        file.seek(start + 2)
+        return _jpeg_size(file)
+    file.seek(start)
+    with _pillow(file) as image:
         return None if image is None else image.size
 
 
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's start-of-frame segment, walking the segments from the start."""
-    i = 2
-    while i + 9 <= len(data):
-        if data[i] != 0xFF:
+def _jpeg_size(file: BinaryIO) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's start-of-frame segment; ``file`` is just after the SOI marker."""
+    while file.read(1) == b"\xff":
+        marker = file.read(1)
+        while marker == b"\xff":  # fill bytes before a marker
+            marker = file.read(1)
+        if not marker:
             return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            i += 1
-            continue
-        if marker in _JPEG_SOF:
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+        if marker[0] in _JPEG_SOF:  # length (2 bytes), precision (1), height (2), width (2)
+            segment = file.read(7)
+            if len(segment) < 7:
+                return None
+            height, width = struct.unpack(">HH", segment[3:7])
             return width, height
-        i += 2 + struct.unpack(">H", data[i + 2 : i + 4])[0]
+        length = file.read(2)
+        if len(length) < 2:
+            return None
+        file.seek(struct.unpack(">H", length)[0] - 2, io.SEEK_CUR)
     return None
 
 

@@ -20,7 +20,6 @@ from .labels import label_index
 from .records import DataReport, ImageRecord, Problem, RawAnnotation
 
 _HEAD, _TAIL = 16, 1024  # more than truncation_problem inspects: the file signature and the end marker
-_HEADER = 1 << 17  # bytes that hold a JPEG's frame header after its EXIF and other metadata segments
 
 
 class _BadImage(Exception):
@@ -69,14 +68,13 @@ def _probe_header(path: Path) -> tuple[int, int] | None:
         if truncated:
             raise _BadImage("truncated", truncated)
         file.seek(0)
-        head = file.read(_HEADER)
-        stored = declared_size(head)
+        stored = declared_size(file)
         if stored is None:
             return None
         problem = size_problem(*stored)
         if problem:
             raise _BadImage("too large", problem)
-        if head[:4] in TIFF_SIGNATURES:  # decoded for its size: which way round Pillow gives it varies
+        if data[:4] in TIFF_SIGNATURES:  # decoded for its size: which way round Pillow gives it varies
             return None
         file.seek(0)
         width, height = oriented(*stored, exif_orientation(file))
