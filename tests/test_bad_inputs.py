@@ -545,3 +545,30 @@ def test_api_calibration_leaves_out_bad_images_with_one_line_each(tmp_path, caps
         assert_one_clean_line(captured, name, BAD_IMAGES[name][1])
     assert sorted(path.name for path in batches.paths) == sorted(GOOD) and len(batches.unreadable) == 3
     assert [batch.shape for batch in batches] == [(2, 3, SIZE, SIZE), (2, 3, SIZE, SIZE)]  # all three good ones, padded
+
+
+def coco_dataset(root: Path, bad_annotation: dict) -> Path:
+    """A COCO file over the four good images, one of them with a malformed annotation entry."""
+    images = [{"id": i, "file_name": f"JPEGImages/{stem}.png", "width": W, "height": H} for i, stem in enumerate(GOOD_RECORDS)]
+    for seed, stem in enumerate(GOOD_RECORDS):
+        write(root / "JPEGImages" / f"{stem}.png", scene(seed))
+    annotations = [{"id": i, "image_id": i, "category_id": 1, "bbox": [10, 10, 20, 20]} for i in range(len(GOOD_RECORDS))]
+    annotations.append({"id": 99, "image_id": 3, **bad_annotation})
+    categories = [{"id": i, "name": name} for i, name in enumerate(CLASS_NAMES[1:], start=1)]
+    (root / "annotations.json").write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return root / "annotations.json"
+
+
+@pytest.mark.parametrize("bad, words", [({"category_id": 1, "bbox": [1, 2, 3]}, "bbox [1, 2, 3]"), ({"bbox": [1, 1, 5, 5]}, "no 'category_id'")])
+@pytest.mark.parametrize("skip", [True, False])
+def test_eval_coco_malformed_annotation_is_named_and_skipped_on_request(tmp_path, checkpoint, capsys, bad, words, skip):
+    data = coco_dataset(tmp_path / "coco", bad)
+    out = tmp_path / "out"
+    assert evaluate(checkpoint, data, out, *(["--skip-bad-data"] if skip else [])) == (0 if skip else 2)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    lines = [line for line in captured.err.splitlines() if str(data) in line and "image 3: annotation 99" in line]
+    assert len(lines) == 1 and words in lines[0]
+    if skip:  # the image with the malformed entry is left out, the three others evaluated
+        assert json.loads((out / "metrics.json").read_text())["images"] == 3
+        assert "data: skipped 1 image (1 malformed annotation)" in captured.out

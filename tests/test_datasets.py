@@ -167,10 +167,10 @@ ONE_IMAGE = {"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 
         ("{not json", "not a readable JSON file"),
         (json.dumps({"images": [], "annotations": []}), "no 'categories' list"),
         (json.dumps({"images": [{"id": 1}], "annotations": [], "categories": []}), "image 1 has no 'file_name'"),
-        (json.dumps({**ONE_IMAGE, "annotations": [{"id": 3, "image_id": 1, "category_id": 1}]}), "annotation 3 has no 'bbox'"),
+        (json.dumps({**ONE_IMAGE, "annotations": [{"id": 3, "image_id": 1, "category_id": 1}]}), "image 1: annotation 3 has no 'bbox'"),
         (
             json.dumps({**ONE_IMAGE, "annotations": [{"id": 3, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}]}),
-            "annotation 3: bbox [1, 2, 3]. Note: expected [x, y, width, height]",
+            "image 1: annotation 3: bbox [1, 2, 3]. Note: expected [x, y, width, height]",
         ),
         (
             json.dumps({**ONE_IMAGE, "annotations": [{"id": 3, "image_id": 8, "category_id": 1, "bbox": [1, 2, 3, 4]}]}),

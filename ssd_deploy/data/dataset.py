@@ -196,8 +196,8 @@ def _voc(
     return read_voc(path, split, images_dir, problems)
 
 
-def _coco(path: Path, images_dir: str | Path | None, **_: Any) -> tuple[list[RawAnnotation], list[str]]:
-    return read_coco(path / "annotations.json" if path.is_dir() else path, images_dir)
+def _coco(path: Path, images_dir: str | Path | None, problems: list[Problem], **_: Any) -> tuple[list[RawAnnotation], list[str]]:
+    return read_coco(path / "annotations.json" if path.is_dir() else path, images_dir, problems)
 
 
 def _csv(
