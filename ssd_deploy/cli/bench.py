@@ -16,7 +16,7 @@ from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES
 from ..training.config import DATA_FORMATS
 from . import run_cli
-from .outputs import output_folder
+from .outputs import check_output_folder
 
 FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    output_folder(args.out)
+    check_output_folder(args.out)
     return _latency(args) if args.command == "latency" else _parity(args)
 
 

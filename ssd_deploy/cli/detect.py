@@ -20,7 +20,7 @@ from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, Detector, available, load, runtime_for_file
 from ..runtimes.pytorch import PyTorchRunner
 from . import run_cli
-from .outputs import output_folder, result_names
+from .outputs import check_output_folder, output_folder, result_names
 
 DEFAULT_SCORE = 0.3
 
@@ -115,11 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     paths = list(dict.fromkeys(p for item in args.inputs for p in list_images(item)))  # each file once
     if not paths:
         raise SSDDeployError(f"{', '.join(args.inputs)}: no images found")
-    output_folder(args.out)
+    check_output_folder(args.out)
     names = dict(zip(paths, result_names(paths, args.out)))
     detector = _detector(args)
     failures = 0
     with detector:
+        output_folder(args.out)
         for start in range(0, len(paths), detector.batch_size):
             loaded = []
             for path in paths[start : start + detector.batch_size]:

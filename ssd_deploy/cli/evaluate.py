@@ -16,7 +16,7 @@ from ..runtimes import PRECISIONS, RUNTIMES, load, runtime_for_file
 from ..training.config import DATA_FORMATS
 from ..training.validate import predict_dataset
 from . import run_cli
-from .outputs import output_folder, result_names
+from .outputs import check_output_folder, output_folder, result_names
 
 PAPER = PostprocessConfig()  # score 0.01, NMS 0.45, top 200: the SSD paper's evaluation settings
 
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    output_folder(args.out)
+    check_output_folder(args.out)
     options = {}
     runtime = runtime_for_file(args.model) if args.runtime == "auto" else args.runtime
     if runtime == "pytorch":
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data: {dataset.report.summary()}")
     report = {"model": str(args.model), "runtime": detector.runner.name, "precision": detector.runner.precision,
               "data": str(args.data), "images": len(ground_truths), **result.to_dict()}
+    output_folder(args.out)
     atomic_write(args.out / "metrics.json", lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     drawn = [Path(target["path"]) for target in ground_truths[: args.draw]]
     for path, name, prediction in zip(drawn, result_names(drawn, args.out, (".jpg",)), predictions):

@@ -9,14 +9,24 @@ from typing import Sequence
 from ..errors import SSDDeployError
 
 
+def check_output_folder(path: Path, flag: str = "--out") -> Path:
+    """``path``, checked before any work is done: it must not be an existing file.
+
+    Raises:
+        SSDDeployError: ``path`` is an existing file (it is left as it is).
+    """
+    if path.exists() and not path.is_dir():
+        raise SSDDeployError(f"{path}: {flag} names an existing file. Note: {flag} is the folder the results are written to")
+    return path
+
+
 def output_folder(path: Path, flag: str = "--out") -> Path:
-    """``path`` as an existing folder (created if missing).
+    """``path`` as an existing folder, created if missing (when the results are about to be written).
 
     Raises:
         SSDDeployError: ``path`` is an existing file, or the folder cannot be created.
     """
-    if path.exists() and not path.is_dir():
-        raise SSDDeployError(f"{path}: {flag} names an existing file. Note: {flag} is the folder the results are written to")
+    check_output_folder(path, flag)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..training.config import ARCHITECTURES, DATA_FORMATS, OPTIMIZERS, SCHEDULES, TrainConfig
 from . import run_cli
-from .outputs import output_folder
+from .outputs import check_output_folder
 
 DEFAULTS = TrainConfig()
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     config, given = config_from_args(args)
     if args.resume:
         config = resume_config(args.resume, given)
-    output_folder(Path(config.output), "--output")
+    check_output_folder(Path(config.output), "--output")
     result = train(config, resume=args.resume)
     return 130 if result.interrupted else 0
 
