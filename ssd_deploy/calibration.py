@@ -51,14 +51,13 @@ class CalibrationBatches:
     paths: list[Path]
     input_size: tuple[int, int]
     batch_size: int = 8
+    unreadable: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise SSDDeployError(f"calibration batch size {self.batch_size}: expected 1 or more")
         if not self.paths:
             raise SSDDeployError("calibration: no images")
-
-    unreadable: list[str] = field(default_factory=list)
 
     @classmethod
     def from_folder(cls, folder: str | Path, input_size: tuple[int, int], batch_size: int = 8, limit: int | None = 200) -> CalibrationBatches:

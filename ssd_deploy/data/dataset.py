@@ -115,7 +115,7 @@ def load_dataset(
             and CSV, the names found, sorted; COCO, the categories in id order.
         images_dir: the image folder; default VOC ``JPEGImages/``, else the annotation file's folder.
         skip_bad: False raises on any problem, listing them all; True drops bad boxes, images and
-            annotation files (a malformed VOC XML file), warning once per file (logger
+            malformed annotations (a VOC XML file, a COCO entry), warning once per file (logger
             "ssd_deploy.data") and counting them in ``dataset.report``.
         keep_difficult: False leaves out difficult (VOC), crowd (COCO) and group (CSV) boxes.
         descriptions: CSV only: a ``LabelName,DisplayName`` file mapping Open Images MIDs to names.
@@ -208,4 +208,4 @@ def _csv(
 
 _READERS = {"voc": _voc, "coco": _coco, "csv": _csv}
 """Format name -> reader(path, split=, images_dir=, descriptions=, problems=) -> (raw annotations, class
-names found); a reader appends bad annotation files it can read past to ``problems``."""
+names found); a reader appends the malformed annotations it can read past to ``problems``."""

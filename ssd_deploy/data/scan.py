@@ -2,8 +2,8 @@
 
 Each image file is opened once: its first and last bytes show whether it is empty or truncated
 (the checks ``ssd_deploy.images.read_image`` makes), and its header gives its size and EXIF
-orientation (only the header is read; decoding every image would take minutes on a large dataset). Boxes are then
-checked in pixels of that size. Problems are recorded, never raised, so that one pass lists all.
+orientation (only the header is read; decoding every image would take minutes on a large
+dataset). Boxes are then checked in pixels of that size, as ``read_image`` will return it. Problems are recorded, never raised, so that one pass lists all.
 """
 
 from __future__ import annotations
