@@ -7,14 +7,14 @@ uses, so the quantiser sees exactly the inputs the deployed model will see.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from .errors import SSDDeployError
-from .images import IMAGE_SUFFIXES, read_image
+from .images import IMAGE_SUFFIXES, read_image, readable_images
 from .pipeline import DEFAULT_RESIZE, preprocess
 
 
@@ -46,12 +46,14 @@ class CalibrationBatches:
     Attributes:
         paths: the images. input_size: (height, width). batch_size: images per batch.
         resize: the model's resize method (:data:`ssd_deploy.pipeline.RESIZE_METHODS`).
+        unreadable: "<file>: <problem>" of each image found but left out (see :meth:`from_folder`).
     """
 
     paths: list[Path]
     input_size: tuple[int, int]
     batch_size: int = 8
     resize: str = DEFAULT_RESIZE
+    unreadable: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -63,7 +65,19 @@ class CalibrationBatches:
     def from_folder(
         cls, folder: str | Path, input_size: tuple[int, int], batch_size: int = 8, limit: int | None = 200, resize: str = DEFAULT_RESIZE
     ) -> CalibrationBatches:
-        return cls(find_calibration_images(folder, limit), tuple(input_size), batch_size, resize)
+        """The batches of the readable images under ``folder`` (see :func:`find_calibration_images`).
+
+        Each unreadable file is printed as one line naming it and left out; its line is kept in
+        ``unreadable``. Every file is decoded once here, so a bad one cannot stop a quantiser
+        half-way.
+
+        Raises:
+            SSDDeployError: the folder is missing, holds no images, or none of them can be read.
+        """
+        paths, bad = readable_images(find_calibration_images(folder, limit), "left out of calibration")
+        if not paths:
+            raise SSDDeployError(f"{folder}: none of the calibration images can be read (see the errors above)")
+        return cls(paths, tuple(input_size), batch_size, resize, [str(error) for error in bad])
 
     def __len__(self) -> int:
         return -(-len(self.paths) // self.batch_size)

@@ -89,10 +89,11 @@ def load_state_dict_file(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        detail = str(error).split("WeightsUnpickler error:")[-1].strip()
-        if detail.startswith("Unsupported global"):
-            what = detail.splitlines()[0][:200]
-            raise CheckpointError(path, f"refused to load: it holds objects that are not plain data ({what})") from None
+        # torch words it "Unsupported global: ..." or "Trying to load unsupported GLOBAL ..." by version.
+        code = [line.strip() for line in str(error).splitlines() if "unsupported global" in line.lower()]
+        if code:
+            what = code[0].split("WeightsUnpickler error:")[-1].strip()[:200]
+            raise CheckpointError(path, f"refused to load: it holds objects that are not plain data, e.g. code ({what})") from None
         raise CheckpointError(path, f"not a readable PyTorch checkpoint (corrupt or truncated?): {_first_line(error)[:120]}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
         first = _first_line(error).split(". ")[0] or type(error).__name__

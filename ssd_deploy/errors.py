@@ -41,11 +41,14 @@ class ExportError(LocatedError):
 
 
 class RuntimeUnavailableError(LocatedError):
-    """A runtime, device or precision was asked for that this machine or file cannot provide."""
+    """A runtime, device or precision was asked for that this machine or file cannot provide.
 
-    def __init__(self, runtime: str, problem: str) -> None:
+    The message starts with the model file when one was being loaded: ``<path>: runtime <name>: <problem>``.
+    """
+
+    def __init__(self, runtime: str, problem: str, path: object = None) -> None:
         self.runtime = runtime
-        super().__init__(f"runtime {runtime}", problem)
+        super().__init__(f"{path}: runtime {runtime}" if path is not None else f"runtime {runtime}", problem)
 
 
 class DatasetError(LocatedError):

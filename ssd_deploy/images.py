@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
 
 from .errors import ImageReadError, SSDDeployError
+from .image_header import PNG_SIGNATURE, declared_size, size_problem
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+# Depth and channels as the file has them (16-bit, gray kept; alpha is dropped either way, as
+# to_bgr_uint8 does) with the EXIF orientation applied, as cv2.imread's default does.
+# IMREAD_UNCHANGED would also set IMREAD_IGNORE_ORIENTATION: phone photos would come out 90 degrees off.
+_DECODE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 
 
 def truncation_problem(data: bytes) -> str | None:
@@ -17,9 +25,16 @@ def truncation_problem(data: bytes) -> str | None:
     half-grey picture with only a warning on stderr, so the end markers are checked here."""
     if data[:3] == b"\xff\xd8\xff" and b"\xff\xd9" not in data[-64:].rstrip(b"\x00"):
         return "truncated JPEG (no end-of-image marker)"
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-32:]:
+    if data[:8] == PNG_SIGNATURE and b"IEND" not in data[-32:]:
         return "truncated PNG (no IEND chunk)"
     return None
+
+
+def missing_file_problem(path: Path) -> str:
+    """What is at ``path`` instead of a readable file: nothing, a folder, or something else."""
+    if not path.exists():
+        return "no such file"
+    return "a folder, not an image file" if path.is_dir() else "not a regular file"
 
 
 def to_bgr_uint8(image: np.ndarray, source: object = "<array>") -> np.ndarray:
@@ -47,30 +62,66 @@ def to_bgr_uint8(image: np.ndarray, source: object = "<array>") -> np.ndarray:
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as BGR uint8 H x W x 3 (what ``cv2.imread`` gives for a colour JPEG).
 
+    The EXIF orientation is applied, as ``cv2.imread`` does by default; gray, alpha and 16-bit
+    files are converted by :func:`to_bgr_uint8`. The size the header states is checked before
+    decoding, so a file claiming billions of pixels is refused without allocating them.
+
     Raises:
         ImageReadError: naming the file and the problem (missing, empty, not an image, truncated,
-            unsupported depth or channel count).
+            too large, unsupported depth or channel count).
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(path, "no such file" if not path.exists() else "not a file")
-    data = path.read_bytes()
+        raise ImageReadError(path, missing_file_problem(path))
+    try:
+        data = path.read_bytes()
+    except OSError as error:  # e.g. no read permission
+        raise ImageReadError(path, f"cannot read it ({error.strerror or error})") from None
     if not data:
         raise ImageReadError(path, "empty file")
     problem = truncation_problem(data)
     if problem:
         raise ImageReadError(path, problem)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    size = declared_size(data)
+    problem = size_problem(*size) if size is not None else None
+    if problem:
+        raise ImageReadError(path, problem)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _DECODE_FLAGS)
+    except cv2.error as error:  # a decoder's own assertion, e.g. a size Pillow could not read
+        reason = str(error).strip().splitlines()[-1]
+        raise ImageReadError(path, f"OpenCV refused to decode it ({reason})") from None
     if image is None:
         raise ImageReadError(path, "not a readable image (OpenCV could not decode it)")
     return to_bgr_uint8(image, path)
 
 
+def report_unreadable(error: ImageReadError, what: str = "skipped") -> None:
+    """Print one line naming a bad image file and its problem, on stderr."""
+    print(f"error: {error}. {what[:1].upper()}{what[1:]}", file=sys.stderr)
+
+
+def readable_images(paths: Sequence[Path], what: str = "skipped") -> tuple[list[Path], list[ImageReadError]]:
+    """The files of ``paths`` that :func:`read_image` reads, and the error of each other one
+    (printed as one line each, ending in ``what`` happens to it)."""
+    good, bad = [], []
+    for path in paths:
+        try:
+            read_image(path)
+            good.append(path)
+        except ImageReadError as error:
+            report_unreadable(error, what)
+            bad.append(error)
+    return good, bad
+
+
 def list_images(path: str | Path) -> list[Path]:
-    """``path`` itself if it is a file, else the image files directly inside the folder, sorted."""
+    """``path`` itself if it is not a folder, else the entries directly inside the folder whose
+    names end in an image suffix, sorted. A folder or broken link named like an image is listed
+    too, so that reading it reports it rather than leaving it out silently."""
     path = Path(path)
     if path.is_dir():
-        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     return [path]
 
 

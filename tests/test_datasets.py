@@ -152,7 +152,7 @@ def test_coco_unknown_category_is_an_unknown_label(tmp_path):
     write_image(tmp_path / "ann" / "b.png")
     path = coco_file(tmp_path, [{"id": 5, "image_id": 42, "category_id": 9, "bbox": [1, 1, 5, 5]}])
     image = tmp_path / "ann" / "a.png"
-    with pytest.raises(DatasetError, match=re.escape(f"1 problem: {image}: annotation 5 (category id 9) box [1, 1, 6, 6]: class not")):
+    with pytest.raises(DatasetError, match=re.escape(f"1 problem:\n  {image}: annotation 5 (category id 9) box [1, 1, 6, 6]: class not")):
         load_dataset(path)
     dataset = load_dataset(path, skip_bad=True)
     assert dataset.report.skipped_boxes() == Counter({"unknown label": 1}) and dataset.report.images_without_objects == 2
@@ -167,10 +167,10 @@ ONE_IMAGE = {"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 
         ("{not json", "not a readable JSON file"),
         (json.dumps({"images": [], "annotations": []}), "no 'categories' list"),
         (json.dumps({"images": [{"id": 1}], "annotations": [], "categories": []}), "image 1 has no 'file_name'"),
-        (json.dumps({**ONE_IMAGE, "annotations": [{"id": 3, "image_id": 1, "category_id": 1}]}), "annotation 3 has no 'bbox'"),
+        (json.dumps({**ONE_IMAGE, "annotations": [{"id": 3, "image_id": 1, "category_id": 1}]}), "image 1: annotation 3 has no 'bbox'"),
         (
             json.dumps({**ONE_IMAGE, "annotations": [{"id": 3, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}]}),
-            "annotation 3: bbox [1, 2, 3]. Note: expected [x, y, width, height]",
+            "image 1: annotation 3: bbox [1, 2, 3]. Note: expected [x, y, width, height]",
         ),
         (
             json.dumps({**ONE_IMAGE, "annotations": [{"id": 3, "image_id": 8, "category_id": 1, "bbox": [1, 2, 3, 4]}]}),
@@ -205,7 +205,7 @@ def test_open_images_csv_fractions_become_pixels_with_any_column_order(tmp_path)
     )
     images, boxes = tmp_path / "images", tmp_path / "boxes.csv"
     load = lambda **kw: load_dataset(boxes, images_dir=images, descriptions=tmp_path / "classes.csv", **kw)
-    with pytest.raises(DatasetError, match=re.escape(f"1 problem: {images / 'small.png'}: row 5 (/m/emu) box [12.5, 25, 25, 50]")):
+    with pytest.raises(DatasetError, match=re.escape(f"1 problem:\n  {images / 'small.png'}: row 5 (/m/emu) box [12.5, 25, 25, 50]")):
         load()
     dataset = load(skip_bad=True)
     assert detect_format(tmp_path / "boxes.csv") == "csv" and dataset.class_names == ["__background__", "Cat", "Dog"]
@@ -268,19 +268,23 @@ def bad_voc(tmp_path) -> Path:
     return root
 
 
-def test_bad_data_raises_one_error_listing_the_problems_with_file_names(bad_voc):
+def test_bad_data_raises_one_error_listing_every_problem_with_file_names(bad_voc):
     with pytest.raises(DatasetError) as error:
         load_dataset(bad_voc, class_names=SHAPE_CLASSES)
-    message = str(error.value)
-    annotations = bad_voc / "Annotations"
-    assert message.startswith(
-        f"{bad_voc}: 10 problems: {annotations / 'c_zero.xml'}: object 1 (circle) box [20, 10, 20, 30]: zero area; "
-        f"{annotations / 'd_inverted.xml'}: object 1 (square) box [40, 10, 30, 30]: inverted coordinates (x2 < x1 or y2 < y1); "
-        f"{annotations / 'e_outside.xml'}: object 1 (star) box [100, 10, 120, 30]: entirely outside the image (80x60); "
-        f"{annotations / 'f_unknown.xml'}: object 1 (dragon) box [10, 10, 30, 30]: class not in the label map; "
-        f"{bad_voc / 'JPEGImages' / 'g_missing.png'}: no such file; and 5 more."
-    )
-    assert message.endswith("Note: pass skip_bad=True (ssd-train --skip-bad-data) to skip them")
+    lines = str(error.value).splitlines()
+    annotations, images = bad_voc / "Annotations", bad_voc / "JPEGImages"
+    assert lines[0] == f"{bad_voc}: 10 problems:"
+    assert lines[1:6] == [
+        f"  {annotations / 'c_zero.xml'}: object 1 (circle) box [20, 10, 20, 30]: zero area",
+        f"  {annotations / 'd_inverted.xml'}: object 1 (square) box [40, 10, 30, 30]: inverted coordinates (x2 < x1 or y2 < y1)",
+        f"  {annotations / 'e_outside.xml'}: object 1 (star) box [100, 10, 120, 30]: entirely outside the image (80x60)",
+        f"  {annotations / 'f_unknown.xml'}: object 1 (dragon) box [10, 10, 30, 30]: class not in the label map",
+        f"  {images / 'g_missing.png'}: no such file",
+    ]
+    # All ten are listed, not the first few, one line each.
+    named = ["h_text.png", "i_cut_png.png", "j_cut_jpg.jpg", "k_empty_file.png", "l_size.png"]
+    assert [line.split(": ")[0] for line in lines[6:11]] == [f"  {images / name}" for name in named]
+    assert lines[11] == "Note: fix them, or pass skip_bad=True (ssd-train/ssd-eval --skip-bad-data) to skip them"
     # Without a label map, "dragon" is a class of its own.
     with pytest.raises(DatasetError, match=f"{re.escape(str(bad_voc))}: 9 problems"):
         load_dataset(bad_voc)

@@ -92,3 +92,43 @@ def test_list_images_filters_and_sorts(tmp_path, color_image):
         (tmp_path / name).write_bytes(b"x")
     assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.png"]
     assert list_images(tmp_path / "a.jpg") == [tmp_path / "a.jpg"]
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_as_cv2_imread_does(tmp_path, color_image, suffix, orientation):
+    from PIL import Image
+
+    from ssd_deploy.data.scan import probe_image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"phone{suffix}"
+    Image.fromarray(color_image[:, :, ::-1]).save(path, exif=exif.tobytes(), **({"lossless": True} if suffix == ".webp" else {}))
+    expected = cv2.imread(str(path))  # its default applies the orientation
+    assert expected.shape == ((60, 40, 3) if orientation >= 5 else (40, 60, 3))
+    np.testing.assert_array_equal(read_image(path), expected)
+    assert probe_image(path) == expected.shape[:2]  # the load-time scan agrees without decoding
+
+
+def test_exif_orientation_keeps_16_bit_and_gray(tmp_path, color_image):
+    deep = color_image.astype(np.uint16) * 257
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    cv2.imwrite(str(tmp_path / "gray.png"), color_image[:, :, 0])
+    np.testing.assert_array_equal(read_image(tmp_path / "deep.png"), color_image)
+    assert read_image(tmp_path / "gray.png").shape == (40, 60, 3)
+
+
+def test_header_claiming_too_many_pixels_is_refused_before_decoding(tmp_path, color_image):
+    import struct
+    import zlib
+
+    ok, encoded = cv2.imencode(".png", color_image)
+    data = bytearray(encoded.tobytes())
+    data[16:24] = struct.pack(">II", 60000, 60000)  # IHDR width, height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path = tmp_path / "huge.png"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match=r"60000x60000 pixels \(3600 megapixels\), too large") as info:
+        read_image(path)
+    assert str(path) in str(info.value)

@@ -129,8 +129,8 @@ def run_latency(
     config.check()
     out = Path(out_dir)
     threads = _set_threads(config.threads)
-    images = bench_images(config.images, max(config.batch_sizes), config.image_size)
-    report = LatencyReport(rows=[], machine=machine_info(), settings=_settings(config, threads))
+    images, unreadable = bench_images(config.images, max(config.batch_sizes), config.image_size)
+    report = LatencyReport(rows=[], machine=machine_info(), settings=_settings(config, threads), unreadable_images=unreadable)
     log = tqdm.write if config.progress else (lambda _line: None)
     paths = [Path(p) for p in inputs]
     _check_distinct_names(paths)

@@ -95,6 +95,7 @@ class LatencyReport:
     machine: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=lambda: list(LATENCY_NOTES))
+    unreadable_images: list[str] = field(default_factory=list)  # "<file>: <problem>" of each --images file left out
 
     def markdown(self) -> str:
         """Machine, settings, the results table, then what was skipped and how it was measured."""
@@ -112,6 +113,8 @@ class LatencyReport:
         if any(r.post_in_graph_ms is None and not r.baseline for r in self.rows):
             lines.append("\n\\* no network-only companion (an exported file was given): post = host unpad/rescale only; decoding and NMS are in the network column.")
         lines += _skip_lines("Skipped", self.skipped) + _skip_lines("Failed", self.failed)
+        if self.unreadable_images:
+            lines += ["", "Images left out (unreadable):"] + [f"- {line}" for line in self.unreadable_images]
         lines += ["", "How it was measured:"] + [f"- {note}" for note in self.notes]
         return "\n".join(line for line in lines if line is not None).strip() + "\n"
 
@@ -122,6 +125,7 @@ class LatencyReport:
             "results": [asdict(row) for row in self.rows],
             "skipped": [asdict(s) for s in self.skipped],
             "failed": [asdict(s) for s in self.failed],
+            "unreadable_images": list(self.unreadable_images),
             "notes": list(self.notes),
         }
 

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Callable
 
 from ..errors import SSDDeployError
 
 
+class _StderrHandler(logging.Handler):
+    """Writes each record as ``warning: <message>`` to the current ``sys.stderr`` (looked up at
+    each record, so that redirections, e.g. a test capturing the output, see it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"{record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+
+
+def log_warnings_to_stderr() -> None:
+    """Show ssd-deploy's warnings (e.g. each bad file a dataset skips) as one line each on stderr.
+
+    Without a handler Python prints them anyway, but only while no other handler is configured
+    anywhere in the process; this makes the console scripts' output the same everywhere."""
+    logger = logging.getLogger("ssd_deploy")
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler(logging.WARNING)
+        logger.addHandler(handler)
+
+
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run ``main``; expected errors print one line (no traceback) and give exit code 2."""
+    log_warnings_to_stderr()
     try:
         return main(argv)
     except SSDDeployError as error:

@@ -16,6 +16,7 @@ from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES
 from ..training.config import DATA_FORMATS
 from . import run_cli
+from .outputs import check_output_folder
 
 FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_output_folder(args.out)
     return _latency(args) if args.command == "latency" else _parity(args)
 
 
@@ -122,8 +124,9 @@ def _latency(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(path) for path in written.values()))
     if report.failed:
         print(f"error: {len(report.failed)} runtime(s) failed (listed above)", file=sys.stderr)
-        return 1
-    return 0
+    if report.unreadable_images:
+        print(f"error: {len(report.unreadable_images)} of the --images could not be read and were left out (listed above)", file=sys.stderr)
+    return 1 if report.failed or report.unreadable_images else 0
 
 
 def _parity(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, Detector, available, load, runtime_for_file
 from ..runtimes.pytorch import PyTorchRunner
 from . import run_cli
+from .outputs import check_output_folder, output_folder, result_names
 
 DEFAULT_SCORE = 0.3
 
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ssd-detect",
         description="Detect objects in images with a checkpoint or an exported model, on any runtime. Writes, "
         "per image, the picture with boxes drawn (<name>.jpg) and the detections as JSON (<name>.json) to "
-        "--out, and prints a one-line summary. --list-runtimes shows which runtimes work here.",
+        "--out, and prints a one-line summary. <name> is the image's name without its suffix, or with it when "
+        "two inputs share it (pic.tiff.jpg, pic.webp.jpg); a bad image gets one error line and the exit code is 1. --list-runtimes shows which runtimes work here.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
@@ -63,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     thresholds.add_argument("--iou", type=float, default=0.45, help="IoU threshold of the class-aware NMS (checkpoints only)")
     thresholds.add_argument("--max-det", type=int, default=200, help="maximum detections per image (checkpoints only)")
-    parser.add_argument("--out", type=Path, default=Path("runs/detect"), help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("runs/detect"), help="output folder (never an input is overwritten)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per network call (a fixed-batch file uses its own)")
     return parser
 
@@ -110,13 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.inputs:
         raise SSDDeployError("ssd-detect: give images or folders to detect in (or --list-runtimes)")
-    paths = [p for item in args.inputs for p in list_images(item)]
+    paths = list(dict.fromkeys(p for item in args.inputs for p in list_images(item)))  # each file once
     if not paths:
         raise SSDDeployError(f"{', '.join(args.inputs)}: no images found")
+    check_output_folder(args.out)
+    names = dict(zip(paths, result_names(paths, args.out)))
     detector = _detector(args)
-    args.out.mkdir(parents=True, exist_ok=True)
     failures = 0
     with detector:
+        output_folder(args.out)
         for start in range(0, len(paths), detector.batch_size):
             loaded = []
             for path in paths[start : start + detector.batch_size]:
@@ -127,21 +131,21 @@ def main(argv: list[str] | None = None) -> int:
                     failures += 1
             if loaded:
                 for (path, image), detections in zip(loaded, detector.detect([image for _, image in loaded])):
-                    _write_result(args.out, path, image, detections)
+                    _write_result(args.out / names[path], path, image, detections)
     if failures:
         print(f"{failures} of {len(paths)} images failed", file=sys.stderr)
     return 1 if failures else 0
 
 
-def _write_result(out: Path, path: Path, image, detections) -> None:
-    stem = out / path.stem
-    picture = draw_detections(image, detections)
-    write_image(stem.with_suffix(".jpg"), picture)
+def _write_result(stem: Path, path: Path, image, detections) -> None:
+    """Write ``<stem>.jpg`` (the picture with boxes drawn) and ``<stem>.json`` for the image at ``path``."""
+    picture_path, record_path = (stem.with_name(stem.name + suffix) for suffix in (".jpg", ".json"))  # stem may hold a dot
+    write_image(picture_path, draw_detections(image, detections))
     record = {"image": str(path), "width": image.shape[1], "height": image.shape[0], **detections.to_dict()}
-    atomic_write(stem.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
+    atomic_write(record_path, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     counts = Counter(detections.names())
     summary = ", ".join(f"{n} {name}" for name, n in counts.most_common()) or "nothing"
-    print(f"{path}: {len(detections)} detections ({summary}) -> {stem.with_suffix('.jpg')}")
+    print(f"{path}: {len(detections)} detections ({summary}) -> {picture_path}")
 
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 from ..checkpoint import atomic_write
 from ..data.dataset import load_dataset
 from ..draw import draw_detections
-from ..images import write_image
+from ..images import read_image, write_image
 from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, load, runtime_for_file
 from ..training.config import DATA_FORMATS
 from ..training.validate import predict_dataset
 from . import run_cli
+from .outputs import check_output_folder, output_folder, result_names
 
 PAPER = PostprocessConfig()  # score 0.01, NMS 0.45, top 200: the SSD paper's evaluation settings
 
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_output_folder(args.out)
     options = {}
     runtime = runtime_for_file(args.model) if args.runtime == "auto" else args.runtime
     if runtime == "pytorch":
@@ -71,16 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     if dataset.report.summary():
         print(f"data: {dataset.report.summary()}")
     report = {"model": str(args.model), "runtime": detector.runner.name, "precision": detector.runner.precision,
-              "data": str(args.data), "images": len(dataset), **result.to_dict()}
-    args.out.mkdir(parents=True, exist_ok=True)
+              "data": str(args.data), "images": len(ground_truths), **result.to_dict()}
+    output_folder(args.out)
     atomic_write(args.out / "metrics.json", lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
-    for index in range(min(args.draw, len(dataset))):
-        image, target = dataset[index]
-        picture = draw_detections(image, predictions[index].above(0.3))
-        name = Path(target["path"]).stem
+    drawn = [Path(target["path"]) for target in ground_truths[: args.draw]]
+    for path, name, prediction in zip(drawn, result_names(drawn, args.out, (".jpg",)), predictions):
+        picture = draw_detections(read_image(path), prediction.above(0.3))
         write_image(args.out / f"{name}.jpg", picture)
-    print(f"wrote {args.out / 'metrics.json'} and {min(args.draw, len(dataset))} pictures to {args.out}")
-    return 0
+    print(f"wrote {args.out / 'metrics.json'} and {len(drawn)} pictures to {args.out}")
+    # Images that passed the load-time scan but failed to decode were left out without being asked to.
+    return 1 if dataset.report.read_failures else 0
 
 
 def entry_point() -> None:

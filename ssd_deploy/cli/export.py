@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                 indent=1,
             )
         )
-        return 0
+        return 1 if result.unreadable_images else 0
     meta = result.metadata
     size = result.path.stat().st_size / 2**20
     print(f"wrote {result.path} ({size:.1f} MiB, {result.export_seconds:.1f} s)")
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  verified against PyTorch: {result.verification.summary()}")
     else:
         print("  not verified (--no-verify)")
-    return 0
+    return 1 if result.unreadable_images else 0  # written, but without images the user gave
 
 
 def entry_point() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..training.config import ARCHITECTURES, DATA_FORMATS, OPTIMIZERS, SCHEDULES, TrainConfig
 from . import run_cli
+from .outputs import check_output_folder
 
 DEFAULTS = TrainConfig()
 
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     config, given = config_from_args(args)
     if args.resume:
         config = resume_config(args.resume, given)
+    check_output_folder(Path(config.output), "--output")
     result = train(config, resume=args.resume)
     return 130 if result.interrupted else 0
 

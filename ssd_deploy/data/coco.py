@@ -16,15 +16,20 @@ from typing import Any
 import numpy as np
 
 from ..errors import DatasetError
-from .records import RawAnnotation
+from .records import Problem, RawAnnotation
 
 
-def read_coco(path: str | Path, images_dir: str | Path | None = None) -> tuple[list[RawAnnotation], list[str]]:
+def read_coco(
+    path: str | Path, images_dir: str | Path | None = None, problems: list[Problem] | None = None
+) -> tuple[list[RawAnnotation], list[str]]:
     """Read a COCO instances file.
 
     Args:
         path: the JSON file.
         images_dir: the folder ``file_name`` is relative to; default the JSON file's folder.
+        problems: None raises on the first malformed annotation; a list collects one ``Problem``
+            (kind "malformed annotation") per image with one instead, and leaves that image out,
+            so that every bad entry can be reported at once.
 
     Returns:
         One raw annotation per image (in the file's order, images without objects included) and
@@ -32,7 +37,8 @@ def read_coco(path: str | Path, images_dir: str | Path | None = None) -> tuple[l
         is not in ``categories`` gets the name ``"category id <n>"``, an unknown label.
 
     Raises:
-        DatasetError: the file is not JSON, lacks a key, or an entry lacks a field.
+        DatasetError: the file is not JSON, lacks a key, or an entry lacks a field (with
+            ``problems``, only for entries other than an image's annotations).
     """
     path = Path(path)
     images_dir = Path(images_dir) if images_dir is not None else path.parent
@@ -60,7 +66,15 @@ def read_coco(path: str | Path, images_dir: str | Path | None = None) -> tuple[l
     orphans = [image_id for image_id in by_image if image_id not in ids]
     if orphans:
         raise DatasetError(path, f"annotations for image id {orphans[0]}, which is not in 'images' ({len(orphans)} such ids)")
-    raw = [_image(path, image, by_image.get(image["id"], []), images_dir, name_of) for image in images]
+    raw = []
+    for image in images:
+        try:
+            raw.append(_image(path, image, by_image.get(image["id"], []), images_dir, name_of))
+        except DatasetError as error:
+            if problems is None:
+                raise
+            where = "" if error.problem.startswith("image ") else f"image {image['id']}: "
+            problems.append(Problem(str(path), "malformed annotation", where + error.problem))
     return raw, names
 
 

@@ -27,8 +27,6 @@ from .voc import read_voc
 
 logger = logging.getLogger("ssd_deploy.data")
 
-FIRST_PROBLEMS = 5  # how many problems an error message lists
-
 
 class DetectionDataset(Dataset):
     """Checked image records; item i is ``(image, target)``, or ``transform(image, target)``.
@@ -116,8 +114,9 @@ def load_dataset(
             without "__background__" first; a class not in it is an unknown label. Default: VOC
             and CSV, the names found, sorted; COCO, the categories in id order.
         images_dir: the image folder; default VOC ``JPEGImages/``, else the annotation file's folder.
-        skip_bad: False raises on any problem; True drops bad boxes and images, warning once per
-            file (logger "ssd_deploy.data") and counting them in ``dataset.report``.
+        skip_bad: False raises on any problem, listing them all; True drops bad boxes, images and
+            malformed annotations (a VOC XML file, a COCO entry), warning once per file (logger
+            "ssd_deploy.data") and counting them in ``dataset.report``.
         keep_difficult: False leaves out difficult (VOC), crowd (COCO) and group (CSV) boxes.
         descriptions: CSV only: a ``LabelName,DisplayName`` file mapping Open Images MIDs to names.
         transform: set as the dataset's ``transform``.
@@ -137,11 +136,12 @@ def load_dataset(
         raise DatasetError(path, f"split {split!r} given for a {kind} dataset. Note: splits are VOC image sets")
     if descriptions is not None and kind != "csv":
         raise DatasetError(path, f"descriptions given for a {kind} dataset. Note: they map Open Images MIDs to names (csv)")
-    raw, found = reader(path, split=split, images_dir=images_dir, descriptions=descriptions)
+    report = DataReport()
+    raw, found = reader(path, split=split, images_dir=images_dir, descriptions=descriptions, problems=report.problems)
     if class_names is None and not found:
+        _stop_on_problems(path, report.problems, skip_bad)
         raise DatasetError(path, "no objects, so no class names. Note: pass class_names")
     names = with_background(class_names if class_names is not None else found)
-    report = DataReport()
     records = scan(raw, names, report, keep_difficult=keep_difficult)
     if report.problems:
         _handle_problems(path, report.problems, skip_bad)
@@ -171,12 +171,18 @@ def detect_format(path: Path) -> str:
     )
 
 
+def _stop_on_problems(path: Path, problems: list[Problem], skip_bad: bool) -> None:
+    """Raise DatasetError listing every problem, one per line, unless they are to be skipped.
+
+    All are listed, not the first few: a user fixing a dataset needs the whole list in one run."""
+    if problems and not skip_bad:
+        listed = "".join(f"\n  {problem}" for problem in problems)
+        note = "Note: fix them, or pass skip_bad=True (ssd-train/ssd-eval --skip-bad-data) to skip them"
+        raise DatasetError(path, f"{plural(len(problems), 'problem')}:{listed}\n{note}")
+
+
 def _handle_problems(path: Path, problems: list[Problem], skip_bad: bool) -> None:
-    if not skip_bad:
-        listed = "; ".join(map(str, problems[:FIRST_PROBLEMS]))
-        more = f"; and {len(problems) - FIRST_PROBLEMS} more" if len(problems) > FIRST_PROBLEMS else ""
-        note = "Note: pass skip_bad=True (ssd-train --skip-bad-data) to skip them"
-        raise DatasetError(path, f"{plural(len(problems), 'problem')}: {listed}{more}. {note}")
+    _stop_on_problems(path, problems, skip_bad)
     by_file: dict[str, list[str]] = defaultdict(list)
     for problem in problems:
         by_file[problem.source].append(problem.detail)
@@ -184,12 +190,14 @@ def _handle_problems(path: Path, problems: list[Problem], skip_bad: bool) -> Non
         logger.warning("%s: skipped %s", source, "; ".join(details))
 
 
-def _voc(path: Path, split: str | None, images_dir: str | Path | None, **_: Any) -> tuple[list[RawAnnotation], list[str]]:
-    return read_voc(path, split, images_dir)
+def _voc(
+    path: Path, split: str | None, images_dir: str | Path | None, problems: list[Problem], **_: Any
+) -> tuple[list[RawAnnotation], list[str]]:
+    return read_voc(path, split, images_dir, problems)
 
 
-def _coco(path: Path, images_dir: str | Path | None, **_: Any) -> tuple[list[RawAnnotation], list[str]]:
-    return read_coco(path / "annotations.json" if path.is_dir() else path, images_dir)
+def _coco(path: Path, images_dir: str | Path | None, problems: list[Problem], **_: Any) -> tuple[list[RawAnnotation], list[str]]:
+    return read_coco(path / "annotations.json" if path.is_dir() else path, images_dir, problems)
 
 
 def _csv(
@@ -199,4 +207,5 @@ def _csv(
 
 
 _READERS = {"voc": _voc, "coco": _coco, "csv": _csv}
-"""Format name -> reader(path, split=, images_dir=, descriptions=) -> (raw annotations, class names found)."""
+"""Format name -> reader(path, split=, images_dir=, descriptions=, problems=) -> (raw annotations, class
+names found); a reader appends the malformed annotations it can read past to ``problems``."""

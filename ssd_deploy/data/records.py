@@ -16,8 +16,8 @@ import numpy as np
 
 BOX_PROBLEMS = ("unknown label", "not finite", "inverted", "zero-area", "outside")
 """Kinds of bad box, in the order they are checked (a box gets the first that applies)."""
-IMAGE_PROBLEMS = ("missing", "empty", "truncated", "unreadable", "size mismatch")
-"""Kinds of bad image file. A bad image drops the whole image with its boxes."""
+IMAGE_PROBLEMS = ("missing", "empty", "truncated", "too large", "unreadable", "size mismatch", "malformed annotation")
+"""Kinds of bad image file or annotation file. Each drops the whole image with its boxes."""
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The load-time check of a dataset: every image file and every box, without decoding images.
 
 Each image file is opened once: its first and last bytes show whether it is empty or truncated
-(the checks ``ssd_deploy.images.read_image`` makes), and its header gives its size (Pillow reads
-only the header; decoding every image would take minutes on a large dataset). Boxes are then
-checked in pixels of that size. Problems are recorded, never raised, so that one pass lists all.
+(the checks ``ssd_deploy.images.read_image`` makes), and its header gives its size and EXIF
+orientation (only the header is read; decoding every image would take minutes on a large
+dataset). Boxes are then checked in pixels of that size, as ``read_image`` will return it. Problems are recorded, never raised, so that one pass lists all.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageReadError
-from ..images import truncation_problem, read_image
+from ..image_header import TIFF_SIGNATURES, declared_size, exif_orientation, oriented, size_problem
+from ..images import missing_file_problem, read_image, truncation_problem
 from .labels import label_index
 from .records import DataReport, ImageRecord, Problem, RawAnnotation
 
@@ -29,15 +29,30 @@ class _BadImage(Exception):
 
 
 def probe_image(path: Path) -> tuple[int, int]:
-    """The (height, width) of an image file, checking that it exists, is non-empty and not truncated.
+    """The (height, width) of an image file as ``read_image`` returns it (EXIF orientation
+    applied), checking that it exists, is readable, non-empty, not truncated and not too large.
 
-    Only the header is read (Pillow), unless Pillow does not know the format: then OpenCV decodes it.
+    Only the header is read, unless neither it nor Pillow tells the size: then OpenCV decodes it.
 
     Raises:
-        _BadImage: with kind "missing", "empty", "truncated" or "unreadable".
+        _BadImage: with kind "missing", "empty", "truncated", "too large" or "unreadable".
     """
     if not path.is_file():
-        raise _BadImage("missing", "no such file" if not path.exists() else "not a file")
+        raise _BadImage("missing", missing_file_problem(path))
+    try:
+        size = _probe_header(path)
+    except OSError as error:  # e.g. no read permission
+        raise _BadImage("unreadable", f"cannot read it ({error.strerror or error})") from None
+    if size is not None:
+        return size
+    try:
+        return read_image(path).shape[:2]
+    except ImageReadError as error:
+        raise _BadImage("unreadable", error.problem) from None
+
+
+def _probe_header(path: Path) -> tuple[int, int] | None:
+    """(height, width) from the file's header, None if the header does not tell; see probe_image."""
     with open(path, "rb") as file:
         size = file.seek(0, 2)
         if size == 0:
@@ -53,16 +68,17 @@ def probe_image(path: Path) -> tuple[int, int]:
         if truncated:
             raise _BadImage("truncated", truncated)
         file.seek(0)
-        try:
-            with Image.open(file) as image:
-                width, height = image.size
-                return height, width
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-            pass
-    try:
-        return read_image(path).shape[:2]
-    except ImageReadError as error:
-        raise _BadImage("unreadable", error.problem) from None
+        stored = declared_size(file)
+        if stored is None:
+            return None
+        problem = size_problem(*stored)
+        if problem:
+            raise _BadImage("too large", problem)
+        if data[:4] in TIFF_SIGNATURES:  # decoded for its size: which way round Pillow gives it varies
+            return None
+        file.seek(0)
+        width, height = oriented(*stored, exif_orientation(file))
+        return height, width
 
 
 def scan(

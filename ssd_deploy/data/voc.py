@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..images import IMAGE_SUFFIXES
-from .records import RawAnnotation
+from .records import Problem, RawAnnotation
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -28,7 +28,7 @@ LABEL_MAP_FILE = "labels.txt"
 
 
 def read_voc(
-    root: str | Path, split: str | None = None, images_dir: str | Path | None = None
+    root: str | Path, split: str | None = None, images_dir: str | Path | None = None, problems: list[Problem] | None = None
 ) -> tuple[list[RawAnnotation], list[str]]:
     """Read a VOC-style dataset's annotations.
 
@@ -37,15 +37,18 @@ def read_voc(
         split: an image set in ``ImageSets/Main`` (``train``, ``val``, ``trainval``, ``test``);
             None reads every XML file in ``Annotations/``.
         images_dir: where the ``<filename>`` images are; default ``root/JPEGImages``.
+        problems: None raises on the first missing or malformed XML file; a list collects one
+            ``Problem`` per such file instead (kinds "missing" and "malformed annotation"), and
+            the other files are read, so that every bad file can be reported at once.
 
     Returns:
-        One raw annotation per XML file (boxes in pixels) and the class names (without the
+        One raw annotation per readable XML file (boxes in pixels) and the class names (without the
         background): those listed in ``root/labels.txt`` (one per line, in label order) if the
         dataset has that file, else the names found, sorted.
 
     Raises:
-        DatasetError: a folder, the split file or a listed XML file is missing, or an XML file is
-            malformed.
+        DatasetError: a folder or the split file is missing; without ``problems``, also a listed
+            XML file missing or an XML file malformed.
     """
     root = Path(root)
     annotations = root / "Annotations"
@@ -59,9 +62,19 @@ def read_voc(
     else:
         xml_files = [annotations / f"{stem}.xml" for stem in _split_ids(root, split)]
         missing = [path for path in xml_files if not path.is_file()]
-        if missing:
+        if missing and problems is None:
             raise DatasetError(missing[0], f"no such file ({len(missing)} of split {split!r} missing). Note: the split lists it")
-    raw = [_read_xml(path, images_dir) for path in xml_files]
+        for path in missing:
+            problems.append(Problem(str(path), "missing", f"no such file. Note: split {split!r} lists it"))
+        xml_files = [path for path in xml_files if path not in missing]
+    raw = []
+    for path in xml_files:
+        try:
+            raw.append(_read_xml(path, images_dir))
+        except DatasetError as error:
+            if problems is None:
+                raise
+            problems.append(Problem(str(path), "malformed annotation", error.problem))
     label_map = root / LABEL_MAP_FILE
     if label_map.is_file():  # the dataset's own class order travels with it
         return raw, [line.strip() for line in label_map.read_text().splitlines() if line.strip()]

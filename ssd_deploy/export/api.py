@@ -86,6 +86,7 @@ class ExportResult:
     export_seconds: float = 0.0
     verify_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    unreadable_images: list[str] = field(default_factory=list)  # "<file>: <problem>" of calibration images left out
 
 
 def default_output(checkpoint: Path, options: ExportOptions) -> Path:
@@ -124,6 +125,8 @@ def export_model(
         checkpoint = Path(model)
         model, class_names, _ = load_checkpoint(checkpoint)
         output = output or default_output(checkpoint, options)
+        if Path(output).absolute() == checkpoint.absolute():  # e.g. --format torchscript --output model.pt
+            raise ExportError(output, "is the checkpoint being exported. Note: give another output file name")
     if output is None:
         raise SSDDeployError("export_model: give an output path when exporting a model object")
     output = Path(output)
@@ -153,6 +156,9 @@ def export_model(
     example_size = max(options.batch, 2) if options.dynamic_batch else options.batch
     example = sample_batch(model.config.input_size, example_size).to(device)
     result = ExportResult(path=output, metadata=metadata)
+    if calibration is not None and calibration.unreadable:
+        result.unreadable_images = list(calibration.unreadable)
+        result.notes.append(f"calibrated on {len(calibration.paths)} images; {len(calibration.unreadable)} unreadable left out (listed above)")
 
     def write(tmp: Path) -> None:
         start = time.perf_counter()

@@ -16,7 +16,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from ..errors import SSDDeployError
+from ..errors import RuntimeUnavailableError, SSDDeployError
 from .base import PRECISIONS, InputError, Runner
 from .detector import Detector, StageTimes
 from .registry import RUNTIMES, Availability, RuntimeSpec, get_runtime, require_available, runtime_for_file
@@ -68,7 +68,10 @@ def load(
     suffix = path.suffix.lower()
     if suffix not in spec.suffixes:
         raise SSDDeployError(f"{path}: the {name} runtime does not read {suffix or 'suffix-less'} files. Note: it reads {', '.join(spec.suffixes)}")
-    require_available(name)
+    try:
+        require_available(name)
+    except RuntimeUnavailableError as error:  # say which file could not be loaded, not only why
+        raise RuntimeUnavailableError(name, error.problem, path) from None
     open_runner = spec.implementation().open_runner
     accepted = _option_names(open_runner)
     unknown = sorted(set(options) - set(accepted)) if accepted is not None else []

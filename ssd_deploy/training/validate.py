@@ -41,6 +41,8 @@ def predict_dataset(
                 seen.add(target["image_id"])
                 unique.append((image, target))
         samples = unique
+        if not samples:  # the whole batch was replacements of images already seen
+            continue
         predictions += detector.detect([image for image, _ in samples])
         ground_truths += [target for _, target in samples]
     bar.close()
