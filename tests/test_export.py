@@ -171,7 +171,7 @@ def test_without_nms_outputs_decoded_boxes_and_scores(name, ssdlite, tmp_path):
     assert torch.allclose(scores.sum(-1), torch.ones(2, ssdlite.num_priors), atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["torchscript", "onnx"])
+@pytest.mark.parametrize("name", ["torchscript"])  # ONNX: tests/test_verify.py exports VGG16 with 91 classes
 def test_ssd300_vgg16(name, vgg, tmp_path):
     result = export_model(vgg, tmp_path / f"vgg{get_format(name).suffix}", ExportOptions(format=name, dynamic_batch=True))
     assert result.verification.ok and result.verification.matched > 0
@@ -342,6 +342,27 @@ def test_torchvision_state_dict_is_a_valid_input(tmp_path):
     meta = read_metadata(result.path)
     assert meta.arch == "ssdlite_mobilenet_v3" and meta.input_size == (320, 320)
     assert meta.class_names[1] == "person" and len(meta.class_names) == 91
+    assert meta.resize == "torchvision" and meta.model_config["resize"] == "torchvision"  # torchvision's own transform
+
+
+def test_resize_method_is_recorded_and_old_files_read_as_opencv(exported, tmp_path):
+    path = exported["onnx"].path
+    assert read_metadata(path).resize == "opencv"  # trained here: OpenCV's uint8 resize
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(props["resize"]) == "opencv"
+    for edit, expected in (({"resize": None}, "opencv"), ({"resize": '"torchvision"'}, "torchvision")):
+        del model.metadata_props[:]
+        onnx.helper.set_model_props(model, {k: v for k, v in {**props, **edit}.items() if v is not None})
+        onnx.save(model, str(tmp_path / "edited.onnx"))
+        assert read_metadata(tmp_path / "edited.onnx").resize == expected
+        with load_runtime(tmp_path / "edited.onnx", runtime="onnxruntime") as detector:
+            assert detector.metadata.resize == expected
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, {**props, "resize": '"area"'})
+    onnx.save(model, str(tmp_path / "unknown.onnx"))
+    with pytest.raises(ExportError, match="resize method 'area' is unknown"):
+        read_metadata(tmp_path / "unknown.onnx")
 
 
 def test_checkpoint_errors_propagate(tmp_path):
