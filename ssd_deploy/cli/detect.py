@@ -102,6 +102,8 @@ def _detector(args: argparse.Namespace) -> Detector:
     if args.arch is not None and detector.metadata.arch != args.arch:
         detector.close()
         raise SSDDeployError(f"{args.model}: a model of architecture {detector.metadata.arch!r}, not {args.arch!r}")
+    for note in detector.runner.notes:  # e.g. a precision this CPU runs in fp32
+        print(f"note: {note}", file=sys.stderr)
     return detector
 
 

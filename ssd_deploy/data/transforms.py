@@ -27,7 +27,7 @@ from torchvision.transforms import v2
 from ..errors import ConfigError, DatasetError
 from ..images import to_bgr_uint8
 from ..models.config import IMAGENET_MEAN
-from ..pipeline import preprocess
+from ..pipeline import DEFAULT_RESIZE, check_resize, preprocess
 
 RGB_MEAN_255 = tuple(round(255.0 * m, 3) for m in IMAGENET_MEAN)  # (123.675, 116.28, 103.53)
 
@@ -155,10 +155,12 @@ class EvalTransform:
 
     Args:
         input_size: (height, width) of the network input, in pixels.
+        resize: the model's resize method (:data:`ssd_deploy.pipeline.RESIZE_METHODS`).
     """
 
-    def __init__(self, input_size: tuple[int, int]) -> None:
+    def __init__(self, input_size: tuple[int, int], resize: str = DEFAULT_RESIZE) -> None:
         self.input_size = _check_input_size(input_size)
+        self.resize = check_resize(resize, "EvalTransform")
 
     def __call__(self, image: np.ndarray, target: dict[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         """Same arguments and outputs as :meth:`TrainTransform.__call__`."""
@@ -167,7 +169,7 @@ class EvalTransform:
         height, width = bgr.shape[:2]
         boxes, labels, difficult = _target_tensors(target, (height, width), where)
         scale = torch.tensor([width, height, width, height], dtype=torch.float32)
-        tensor = preprocess([bgr], self.input_size)[0][0]
+        tensor = preprocess([bgr], self.input_size, self.resize)[0][0]
         return tensor, _output_target(target, boxes / scale, labels, difficult)
 
 
