@@ -313,3 +313,24 @@ def test_resume_across_amp_on_and_off(first_amp, then_amp, tiny_data, tmp_path, 
     resumed = train(tiny_config(tiny_data, tmp_path / "run", epochs=2, eval_every=5), resume=first.last_checkpoint)
     assert [row["epoch"] for row in resumed.history] == [1, 2] and math.isfinite(resumed.history[1]["loss"])
     assert bool(load_checkpoint(resumed.last_checkpoint)[2]["scaler"]) == then_amp
+
+
+def test_process_group_waits_longer_than_nccls_default(monkeypatch):
+    """Rank 0 validates alone while the others wait in barrier(): the group's timeout must outlast
+    NCCL's 10-minute default, or its watchdog aborts the run mid-validation."""
+    from datetime import timedelta
+
+    from ssd_deploy.training import distributed
+
+    joined = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kwargs: joined.update(kwargs))
+    monkeypatch.setattr(distributed.dist, "get_rank", lambda: 0)
+    monkeypatch.setattr(distributed.dist, "get_world_size", lambda: 2)
+    context = distributed.init_distributed("cpu")
+    assert context.distributed and joined["backend"] == "gloo"
+    assert joined["timeout"] == distributed.PROCESS_GROUP_TIMEOUT > timedelta(minutes=10)
+    distributed.init_distributed("cpu", timeout=timedelta(hours=3))
+    assert joined["timeout"] == timedelta(hours=3)
