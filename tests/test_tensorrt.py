@@ -581,3 +581,19 @@ def test_detector_on_tensorrt_gives_detections_in_image_pixels(exports, tmp_path
     assert 128 < found.boxes[:, 2].max() <= 320  # pixels of the 320-wide image, not of the network input
     top = min(5, len(found), int(count[0]))  # the best scores are not near-ties of the NMS order
     np.testing.assert_allclose(np.sort(found.scores)[::-1][:top], scores[0, :top].numpy(), atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Input addresses: TensorRT needs 256-byte alignment
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.uint8])
+def test_misaligned_views_are_copied_to_an_aligned_address(dtype):
+    batch = torch.arange(5 * 3 * 7 * 9).to(dtype).reshape(5, 3, 7, 9)
+    view = batch[3:5]  # contiguous, but 3 images (567 bytes as uint8) into the buffer
+    assert view.is_contiguous() and view.data_ptr() % 256 != 0
+    copy = trt_runtime.aligned(view)
+    assert copy.data_ptr() % 256 == 0 and copy.is_contiguous() and copy.dtype == dtype
+    assert torch.equal(copy, view) and copy.data_ptr() != view.data_ptr()
+    again = trt_runtime.aligned(copy)
+    assert again.data_ptr() == copy.data_ptr()  # aligned tensors pass through without a copy
