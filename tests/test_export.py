@@ -131,6 +131,27 @@ def test_onnx_file_is_standard(exported):
     assert props["class_names"] == list(CLASS_NAMES) and props["contract_version"] == 1
 
 
+def test_pt2_metadata_is_read_without_loading_and_its_device_is_checked(exported, monkeypatch):
+    """The package's metadata (ours and AOTI_DEVICE_KEY) comes from its JSON, not from loading the
+    compiled model onto its device; a package runs only on the device type it was compiled for,
+    and a CUDA index reaches the loader."""
+    from ssd_deploy.export import pt2
+
+    path = exported["pt2"].path
+    loads = []
+    real_load = torch._inductor.aoti_load_package
+    monkeypatch.setattr(torch._inductor, "aoti_load_package", lambda *args, **kwargs: loads.append(kwargs) or real_load(*args, **kwargs))
+    metadata = pt2.read_metadata(path)
+    assert metadata[pt2.DEVICE_KEY] == "cpu" and json.loads(metadata["arch"]) == "ssdlite_mobilenet_v2"
+    assert read_metadata(path) == exported["pt2"].metadata and loads == []
+    with pytest.raises(ExportError, match=r"compiled for cpu, asked to run on cuda:1. Note: run it with device='cpu'"):
+        pt2.load(path, "cuda:1")
+    assert loads == []
+    run = pt2.load(path, "cpu")
+    assert loads == [{"device_index": -1}] and run(sample_batch(SIZE, 1, seed=3))[0].shape == (1,)
+    assert (pt2.device_index("cuda:1"), pt2.device_index("cuda"), pt2.device_index("cpu")) == (1, -1, -1)
+
+
 def test_torchscript_loads_without_torchvision(exported, tmp_path):
     """What LibTorch sees: no torchvision operator in the graph; a process that cannot import
     torchvision loads and runs the file and gets the same outputs."""
