@@ -122,6 +122,7 @@ def test_onnx_file_is_standard(exported):
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     ops = {(node.domain, node.op_type) for node in model.graph.node}
     assert ("", "NonMaxSuppression") in ops
+    _assert_no_scatter_reduction(model)
     assert {domain for domain, _ in ops} <= {"", "ai.onnx"}, "custom operators in the graph"
     (image_input,) = model.graph.input
     dims = [d.dim_param or d.dim_value for d in image_input.type.tensor_type.shape.dim]
@@ -241,9 +242,31 @@ def test_fp16_export(name, ssdlite, tmp_path):
     assert num.dtype == torch.int32 and (num > 0).all()
 
 
+def _assert_no_scatter_reduction(model: onnx.ModelProto) -> None:
+    """TensorRT 10's parser rejects a ScatterND with any ``reduction`` attribute, even "none"."""
+    scatters = [node for node in model.graph.node if node.op_type == "ScatterND"]
+    assert scatters, "the NMS mask is written by a ScatterND"
+    assert not [node.name for node in scatters if any(a.name == "reduction" for a in node.attribute)]
+
+
+def test_default_scatter_reduction_is_dropped_and_others_kept():
+    from ssd_deploy.export.onnx import drop_default_scatter_reduction
+
+    nodes = [
+        onnx.helper.make_node("ScatterND", ["x", "i", "u"], ["y0"], reduction="none"),
+        onnx.helper.make_node("ScatterND", ["x", "i", "u"], ["y1"], reduction="add"),
+        onnx.helper.make_node("ScatterND", ["x", "i", "u"], ["y2"]),
+    ]
+    graph = onnx.helper.make_graph(nodes, "g", [], [])
+    model = onnx.helper.make_model(graph)
+    assert drop_default_scatter_reduction(model) == 1
+    assert [[(a.name, a.s) for a in node.attribute] for node in model.graph.node] == [[], [("reduction", b"add")], []]
+
+
 def test_opset_17(ssdlite, tmp_path):
     result = export_model(ssdlite, tmp_path / "o17.onnx", ExportOptions(format="onnx", opset=17))
     model = onnx.load(str(result.path))
+    _assert_no_scatter_reduction(model)
     assert [o.version for o in model.opset_import if o.domain == ""] == [17]
     assert result.verification.ok
 
