@@ -241,10 +241,10 @@ def _cached_engine(
 ) -> Path:
     """The cached engine of ``onnx_path`` for these options on this machine, built if missing."""
     metadata = read_metadata(onnx_path)
-    options = resolve_options(metadata, EngineOptions(precision=precision, **engine_options), onnx_path)
     trt = import_tensorrt()
+    precision_mode(metadata.precision, precision, weakly_typed(trt))  # before asking for calibration images
+    options = resolve_options(metadata, EngineOptions(precision=precision, **engine_options), onnx_path)
     index = cuda_index(device)
-    precision_mode(metadata.precision, precision, weakly_typed(trt))  # fail before hashing and building
     gpu = gpu_identity(index)
     digest = file_sha256(onnx_path)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
