@@ -9,8 +9,9 @@ model, so one file serves both CPU runtimes. Two quantisers are offered:
 
 Both write symmetric INT8 (zero points 0) for activations and weights: TensorRT builds only
 symmetric INT8 Q/DQ, and a file with another zero point is refused before TensorRT parses it
-(:func:`check_symmetric_qdq`). ONNX Runtime's quantiser makes activations asymmetric unless told
-(``ActivationSymmetric``); NNCF's default preset (performance) is symmetric already.
+(:func:`check_symmetric_qdq`). ONNX Runtime's quantiser makes activations asymmetric and biases
+int32 unless told (``ActivationSymmetric``, ``QuantizeBias``); NNCF's default preset (performance)
+is symmetric already.
 
 Only the backbone is quantised by default. The detection head (whose outputs are box offsets and
 class logits, where a quantisation step is visible as box jitter and score noise), decoding and
@@ -154,7 +155,9 @@ def _quantize_ort(model: onnx.ModelProto, batches: CalibrationBatches, nodes: li
             op_types_to_quantize=["Conv"],
             nodes_to_quantize=nodes,
             calibrate_method=calibrate,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},  # zero points 0: what TensorRT builds
+            # TensorRT builds symmetric int8 Q/DQ only: zero points 0, and float biases (it rejects an int32
+            # DequantizeLinear: "only activation types allowed as input to this layer").
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
         )
         return onnx.load(str(output))
 
@@ -177,7 +180,8 @@ def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
 
 
 def asymmetric_qdq_nodes(model: onnx.ModelProto) -> list[str]:
-    """Q/DQ nodes TensorRT cannot build: a zero point that is not int8, or not all zeros.
+    """Q/DQ nodes TensorRT cannot build: a zero point that is not int8 (an int32 bias included), or
+    not all zeros.
 
     A QuantizeLinear without a zero point quantises to uint8 (ONNX's default), so it is listed too.
 
