@@ -44,7 +44,7 @@ CORE_PACKAGES = {"PIL": "pillow", "tqdm": "tqdm", "yaml": "pyyaml"}
 EXPORT_PACKAGES = {"onnxscript": "onnxscript", "onnx_ir": "onnx-ir"}
 TEST_PACKAGES = {"pytest": "pytest"}
 OPTIONAL_PACKAGES = {"onnxruntime": "onnxruntime", "tensorrt": "tensorrt", "openvino": "openvino", "pycocotools": "pycocotools"}
-# Wheels to bring to a machine without them (pure Python or manylinux, about 20 MiB in all).
+# Wheels to bring to a machine without them (pure Python or manylinux, 11 MiB in all).
 WHEELS = ("pillow", "tqdm", "pyyaml", "onnxscript", "onnx-ir", "ml-dtypes", "pytest", "pluggy", "iniconfig", "packaging", "pygments")
 # The suite's tests that matter on a GPU machine: TensorRT engines (skipped without tensorrt, with
 # the reason), resume across AMP on and off, the process-group timeout, ONNX Runtime's TensorRT provider.
