@@ -4,6 +4,7 @@ packages, pytest's JUnit report, the comparison with CPU FP32, and the report fi
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -136,3 +137,32 @@ def test_without_cuda_every_check_is_skipped_with_the_reason(tmp_path):
     assert all(r["reason"] for r in data["results"] if r["status"] == "skipped")
     assert {r["name"] for r in data["results"]} >= {"eager fp16", "eager bf16", "torchscript", "aotinductor", "torch.compile",
                                                      "amp training + resume", "suite", "bench demo", "bench ssdlite320-coco91"}
+
+
+def test_wheels_brought_along_are_installed_into_the_output_folder_only(tmp_path, monkeypatch):
+    """--wheels DIR: pip installs the folder's wheels (no index) into OUT/site, which goes first on
+    this process's path and on the PYTHONPATH pytest's subprocess inherits."""
+    import zipfile
+
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    files = {
+        "gpu_check_probe/__init__.py": "VALUE = 3\n",
+        "gpu_check_probe-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: gpu-check-probe\nVersion: 0.1\n",
+        "gpu_check_probe-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files["gpu_check_probe-0.1.dist-info/RECORD"] = "".join(f"{name},,\n" for name in files) + "gpu_check_probe-0.1.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(wheels / "gpu_check_probe-0.1-py3-none-any.whl", "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    site = tmp_path / "out" / "site"
+    assert gpu_check.install_wheels(wheels, site) == ["gpu_check_probe-0.1-py3-none-any.whl"]
+    import gpu_check_probe
+
+    assert gpu_check_probe.VALUE == 3 and Path(gpu_check_probe.__file__).is_relative_to(site)
+    assert sys.path[0] == str(site) and os.environ["PYTHONPATH"].split(os.pathsep) == [str(site), "/elsewhere"]
+    sys.modules.pop("gpu_check_probe")
+    with pytest.raises(SystemExit, match="holds no .whl files"):
+        gpu_check.install_wheels(tmp_path / "out", site)
