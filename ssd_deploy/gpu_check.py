@@ -446,6 +446,7 @@ def check_suite(ws: Workspace) -> dict[str, Any]:
     for index, args in enumerate(SUITE):
         xml = ws.folder / "suite" / f"junit-{index}.xml"
         xml.parent.mkdir(parents=True, exist_ok=True)
+        xml.unlink(missing_ok=True)  # an earlier run's report must not stand in for this one's
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", f"--junitxml={xml}", *args]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
         subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
