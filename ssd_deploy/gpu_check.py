@@ -353,7 +353,9 @@ def _require_cuda(device: str) -> None:
         raise SkipCheck(problem)
 
 
-def check_runtime(ws: Workspace, runtime: str, precision: str, file: Callable[[Workspace], Path] | None = None, **options: Any) -> dict[str, Any]:
+def check_runtime(
+    ws: Workspace, runtime: str, precision: str, file: Callable[[Workspace], Path] | None = None, **options: Any
+) -> dict[str, Any]:
     """``runtime`` at ``precision`` on CUDA, on the demo model's checkpoint or ``file(ws)``,
     against CPU FP32, and its latency at batch 1 and 64."""
     needs(CORE_PACKAGES)

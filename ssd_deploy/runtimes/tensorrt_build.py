@@ -322,7 +322,9 @@ def limit_problems(model: onnx.ModelProto, compute_capability: str, topk_candida
     limit = nms_box_limit(compute_capability)
     for node, boxes in _nms_boxes_per_item(model, topk_candidates):
         if boxes > limit:
-            problems.append(f"NonMaxSuppression {node}: {boxes} boxes per batch item > {limit} (GPU compute capability {compute_capability})")
+            problems.append(
+                f"NonMaxSuppression {node}: {boxes} boxes per batch item > {limit} (GPU compute capability {compute_capability})"
+            )
     return problems
 
 
