@@ -653,7 +653,7 @@ def test_tensorrt_11_int8_from_an_fp32_onnx_asks_for_a_qdq_file(asked, tmp_path,
     monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt("11.0.0.1"))
     options = EngineOptions(precision="int8", calibration_images=calibration_folder) if asked == "calibration" else asked
     onnx_path = _write_onnx(tmp_path / "model.onnx", META, [])
-    with pytest.raises(RuntimeUnavailableError, match=r"removed implicit INT8 calibration.*ssd-export --int8 --calib FOLDER"):
+    with pytest.raises(RuntimeUnavailableError, match=r"removed implicit INT8 calibration.*ssd-export --int8 --int8-quantizer ort --calib"):
         build_engine(onnx_path, tmp_path / "model.engine", options)
     with pytest.raises(RuntimeUnavailableError, match=r"removed implicit INT8 calibration"):
         open_runner(onnx_path, device="cuda", precision="int8")  # the cached-engine path checks the same first
@@ -670,7 +670,7 @@ def test_tensorrt_11_int8_from_an_fp32_onnx_asks_for_a_qdq_file(asked, tmp_path,
 def test_an_asymmetric_qdq_onnx_is_refused_before_parsing(zero_point, problem, tmp_path, no_gpu_needed):
     nodes, initializers = _qdq(zero_point)
     onnx_path = _write_onnx(tmp_path / "int8.onnx", dataclasses.replace(META, precision="int8"), nodes, initializers)
-    with pytest.raises(SSDDeployError, match=rf"TensorRT builds only symmetric INT8 Q/DQ.*{problem}.*ssd-export --int8"):
+    with pytest.raises(SSDDeployError, match=rf"TensorRT builds only symmetric INT8 Q/DQ.*{problem}.*--int8-quantizer ort"):
         no_gpu_needed.build_engine(onnx_path, tmp_path / "int8.engine", EngineOptions(precision="int8"))
 
 

@@ -7,11 +7,13 @@ model, so one file serves both CPU runtimes. Two quantisers are offered:
 - ``ort``: ONNX Runtime's ``quantize_static`` (per-channel weights, calibration method of choice),
 - ``nncf``: NNCF, OpenVINO's quantiser, on the same ONNX graph.
 
-Both write symmetric INT8 (zero points 0) for activations and weights: TensorRT builds only
-symmetric INT8 Q/DQ, and a file with another zero point is refused before TensorRT parses it
-(:func:`check_symmetric_qdq`). ONNX Runtime's quantiser makes activations asymmetric and biases
-int32 unless told (``ActivationSymmetric``, ``QuantizeBias``); NNCF's default preset (performance)
-is symmetric already.
+TensorRT builds only symmetric INT8 Q/DQ (int8 zero points of 0), and a file with another zero
+point is refused before TensorRT parses it (:func:`check_symmetric_qdq`). ONNX Runtime's quantiser
+is told to write exactly that (``ActivationSymmetric``; ``QuantizeBias`` off, since TensorRT
+rejects an int32 bias DequantizeLinear), so its files serve the CPU runtimes and TensorRT alike.
+NNCF's files are symmetric too, but quantise activations after a ReLU to uint8, which TensorRT
+does not build, and NNCF's hardware configurations do not allow forcing them signed: for
+TensorRT, quantise with ``ort``.
 
 Only the backbone is quantised by default. The detection head (whose outputs are box offsets and
 class logits, where a quantisation step is visible as box jitter and score noise), decoding and
@@ -220,7 +222,7 @@ def check_symmetric_qdq(path: str | Path, runtime: str = "TensorRT") -> None:
         raise ExportError(
             path,
             f"{runtime} builds only symmetric INT8 Q/DQ (int8 zero points of 0); {len(problems)} node(s) are not: "
-            f"{'; '.join(problems[:3])}. Note: re-export with ssd-export --int8 (it quantises symmetrically)",
+            f"{'; '.join(problems[:3])}. Note: re-export with ssd-export --int8 --int8-quantizer ort (symmetric int8 throughout)",
         )
 
 

@@ -32,8 +32,8 @@ Precision: the engine's arithmetic against the ONNX's (``ssd-export --fp16`` mak
     fp16/bf16  TensorRT 10: FP16/BF16 flag; 11: error        as exported (strongly typed network)
     int8       TensorRT 10: INT8 flag + entropy calibration  as exported: a Q/DQ ONNX (explicit
                from images; 11: error (implicit INT8         quantisation, ``ssd-export --int8``);
-               calibration was removed: use an INT8 ONNX)    symmetric int8 Q/DQ only, checked
-                                                             before parsing
+               calibration was removed: use an INT8 ONNX)    symmetric int8 Q/DQ only (ssd-export
+                                                             --int8-quantizer ort), checked before parsing
 
 Any other pair (an fp16 ONNX asked for fp32, ...) is an error naming the ONNX's precision.
 
@@ -284,7 +284,7 @@ def precision_mode(onnx_precision: str, precision: str, weakly_typed: bool) -> s
             "fp16": "export the ONNX with fp16 (ssd-export --fp16)",
             "bf16": "export the ONNX in bf16",
             "int8": "TensorRT 11 removed implicit INT8 calibration, so calibration images cannot be used; export an "
-            "INT8 Q/DQ ONNX (ssd-export --int8 --calib FOLDER) and build from that file, or use TensorRT 10",
+            "INT8 Q/DQ ONNX (ssd-export --int8 --int8-quantizer ort --calib FOLDER) and build from that file, or use TensorRT 10",
         }[precision]
         raise RuntimeUnavailableError(
             RUNTIME, f"precision {precision} from an fp32 ONNX: this TensorRT builds strongly typed networks only. Note: {hint}"
