@@ -296,3 +296,18 @@ def test_json_values_are_finite_and_machine_is_described():
     machine = machine_info()
     assert machine["logical_cores"] >= 1 and machine["torch_threads"] == torch.get_num_threads()
     assert machine["versions"]["torchvision"]
+
+
+def test_onnxruntime_on_cuda_needs_a_gpu_build(monkeypatch):
+    """The CPU wheel of ONNX Runtime is usable, but not with --device cuda: skipped with the reason
+    rather than exported and then failing to start its CUDA provider."""
+    import onnxruntime
+
+    from ssd_deploy.bench.variants import precision_support
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    support = precision_support("onnxruntime", "cuda")
+    assert set(support.values()) == {"this onnxruntime build has no CUDAExecutionProvider (the onnxruntime-gpu wheel has it)"}
+    assert not isinstance(precision_support("onnxruntime", "cpu")["fp32"], str)
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert not isinstance(precision_support("onnxruntime", "cuda:0")["fp16"], str)

@@ -449,3 +449,25 @@ def test_bad_inputs_raise_clear_errors():
         evaluate_detections(ok, [target([[0, 0, 10, 10]], [0])], NAMES)
     with pytest.raises(DatasetError, match="boxes of shape"):
         evaluate_detections(ok, [{"boxes": np.zeros((2, 4)), "labels": np.ones(1, np.int64)}], NAMES)
+
+
+def test_without_pycocotools_voc_metrics_still_work_and_coco_says_what_is_missing(monkeypatch):
+    """The GPU check's machine has no pycocotools: training validation and the benchmarks report
+    VOC metrics there, and asking for COCO's names the missing package."""
+    import subprocess
+    import sys
+
+    from ssd_deploy.evaluation import available_metrics
+
+    monkeypatch.setitem(sys.modules, "pycocotools", None)
+    assert available_metrics() == ("voc07", "voc") and available_metrics(("voc07", "coco")) == ("voc07",)
+    predictions = [Detections(np.array([[0, 0, 10, 10]], np.float32), np.array([0.9], np.float32), np.array([1]))]
+    truths = [{"boxes": np.array([[0, 0, 10, 10]], np.float32), "labels": np.array([1])}]
+    result = evaluate_detections(predictions, truths, ["__background__", "a"], metrics=available_metrics())
+    assert result.map_voc07 == pytest.approx(1.0) and result.coco == {}
+    with pytest.raises(ConfigError, match="pycocotools is not installed. Note: pip install pycocotools"):
+        evaluate_detections(predictions, truths, ["__background__", "a"], metrics=("voc07", "coco"))
+    blocked = "import sys\nfor name in ('pycocotools', 'openvino', 'nncf', 'tensorrt'): sys.modules[name] = None\n"
+    imports = "import ssd_deploy.bench, ssd_deploy.cli.bench, ssd_deploy.training.trainer, ssd_deploy.evaluation"
+    run = subprocess.run([sys.executable, "-c", blocked + imports], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -122,6 +122,7 @@ def test_onnx_file_is_standard(exported):
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     ops = {(node.domain, node.op_type) for node in model.graph.node}
     assert ("", "NonMaxSuppression") in ops
+    _assert_no_scatter_reduction(model)
     assert {domain for domain, _ in ops} <= {"", "ai.onnx"}, "custom operators in the graph"
     (image_input,) = model.graph.input
     dims = [d.dim_param or d.dim_value for d in image_input.type.tensor_type.shape.dim]
@@ -129,6 +130,27 @@ def test_onnx_file_is_standard(exported):
     assert [o.name for o in model.graph.output] == ["num_detections", "boxes", "scores", "labels"]
     props = {p.key: json.loads(p.value) for p in model.metadata_props}
     assert props["class_names"] == list(CLASS_NAMES) and props["contract_version"] == 1
+
+
+def test_pt2_metadata_is_read_without_loading_and_its_device_is_checked(exported, monkeypatch):
+    """The package's metadata (ours and AOTI_DEVICE_KEY) comes from its JSON, not from loading the
+    compiled model onto its device; a package runs only on the device type it was compiled for,
+    and a CUDA index reaches the loader."""
+    from ssd_deploy.export import pt2
+
+    path = exported["pt2"].path
+    loads = []
+    real_load = torch._inductor.aoti_load_package
+    monkeypatch.setattr(torch._inductor, "aoti_load_package", lambda *args, **kwargs: loads.append(kwargs) or real_load(*args, **kwargs))
+    metadata = pt2.read_metadata(path)
+    assert metadata[pt2.DEVICE_KEY] == "cpu" and json.loads(metadata["arch"]) == "ssdlite_mobilenet_v2"
+    assert read_metadata(path) == exported["pt2"].metadata and loads == []
+    with pytest.raises(ExportError, match=r"compiled for cpu, asked to run on cuda:1. Note: run it with device='cpu'"):
+        pt2.load(path, "cuda:1")
+    assert loads == []
+    run = pt2.load(path, "cpu")
+    assert loads == [{"device_index": -1}] and run(sample_batch(SIZE, 1, seed=3))[0].shape == (1,)
+    assert (pt2.device_index("cuda:1"), pt2.device_index("cuda"), pt2.device_index("cpu")) == (1, -1, -1)
 
 
 def test_torchscript_loads_without_torchvision(exported, tmp_path):
@@ -220,9 +242,31 @@ def test_fp16_export(name, ssdlite, tmp_path):
     assert num.dtype == torch.int32 and (num > 0).all()
 
 
+def _assert_no_scatter_reduction(model: onnx.ModelProto) -> None:
+    """TensorRT 10's parser rejects a ScatterND with any ``reduction`` attribute, even "none"."""
+    scatters = [node for node in model.graph.node if node.op_type == "ScatterND"]
+    assert scatters, "the NMS mask is written by a ScatterND"
+    assert not [node.name for node in scatters if any(a.name == "reduction" for a in node.attribute)]
+
+
+def test_default_scatter_reduction_is_dropped_and_others_kept():
+    from ssd_deploy.export.onnx import drop_default_scatter_reduction
+
+    nodes = [
+        onnx.helper.make_node("ScatterND", ["x", "i", "u"], ["y0"], reduction="none"),
+        onnx.helper.make_node("ScatterND", ["x", "i", "u"], ["y1"], reduction="add"),
+        onnx.helper.make_node("ScatterND", ["x", "i", "u"], ["y2"]),
+    ]
+    graph = onnx.helper.make_graph(nodes, "g", [], [])
+    model = onnx.helper.make_model(graph)
+    assert drop_default_scatter_reduction(model) == 1
+    assert [[(a.name, a.s) for a in node.attribute] for node in model.graph.node] == [[], [("reduction", b"add")], []]
+
+
 def test_opset_17(ssdlite, tmp_path):
     result = export_model(ssdlite, tmp_path / "o17.onnx", ExportOptions(format="onnx", opset=17))
     model = onnx.load(str(result.path))
+    _assert_no_scatter_reduction(model)
     assert [o.version for o in model.opset_import if o.domain == ""] == [17]
     assert result.verification.ok
 

@@ -8,7 +8,9 @@ precisions with looser, stated criteria. TensorRT has its own tests (tests/test_
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -22,7 +24,7 @@ from ssd_deploy.compare import Tolerances, compare_detections, detection_recall
 from ssd_deploy.data.shapes import CLASS_NAMES, generate_shapes_dataset, render_scene
 from ssd_deploy.errors import ExportError, ImageReadError, RuntimeUnavailableError, SSDDeployError
 from ssd_deploy.export import ExportOptions, export_model
-from ssd_deploy.export.int8 import module_scopes
+from ssd_deploy.export.int8 import asymmetric_qdq_nodes, module_scopes
 from ssd_deploy.pipeline import preprocess
 from ssd_deploy.runtimes import RUNTIMES, InputError, available, load, runtime_for_file
 
@@ -160,6 +162,12 @@ def test_int8_file_quantises_the_backbone_only(quantizer, files):
     assert all(any(".backbone" in s for s in module_scopes(n)) for n in quantized_convs)
     assert float_convs and all(any(".head" in s for s in module_scopes(n)) for n in float_convs)
     assert {"NonMaxSuppression", "Softmax"} <= {n.op_type for n in model.graph.node}
+    assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 40  # the check below sees Q/DQ nodes
+    problems = asymmetric_qdq_nodes(model)
+    if quantizer == "ort":
+        assert problems == []  # int8 zero points of 0 and float biases: what TensorRT builds
+    else:  # NNCF: symmetric, but activations after a ReLU are uint8 (TensorRT refuses those)
+        assert problems and all(problem.endswith("zero point of type uint8") for problem in problems)
 
 
 def test_int8_from_the_float_file_equals_a_full_int8_export(trained_checkpoint, files, tmp_path):
@@ -353,3 +361,94 @@ def test_torch_compile_gives_the_eager_detections(files, images, reference):
         detections = detector.detect(images[:3])
     comparison = compare_detections(_padded(reference[:3], images[:3]), _padded(detections, images[:3]), FP32_PARITY, 0.01, 0.45)
     assert comparison.ok and comparison.matched > 0, comparison.problems[:5]
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX Runtime's TensorRT provider: the options it gets (a stand-in session records them; the
+# provider itself needs the onnxruntime-gpu wheel and an NVIDIA GPU)
+
+
+class _RecordingSession:
+    """Stands in for onnxruntime.InferenceSession: records the providers and their options."""
+
+    made: list[dict] = []
+
+    def __init__(self, path, options, providers, provider_options):
+        self.providers = providers
+        _RecordingSession.made.append(dict(zip(providers, provider_options, strict=True)))
+
+    def get_providers(self):
+        return self.providers
+
+    def disable_fallback(self):
+        pass
+
+
+@pytest.fixture
+def tensorrt_provider(monkeypatch, tmp_path):
+    import onnxruntime
+
+    from ssd_deploy.runtimes import onnxruntime as ort_runtime
+
+    gpu_providers = [ort_runtime.TENSORRT, ort_runtime.CUDA, ort_runtime.CPU]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: gpu_providers)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", _RecordingSession)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    _RecordingSession.made = []
+    return ort_runtime, gpu_providers
+
+
+def _metadata_onnx(path, batch=None, precision="fp32", nodes=(), initializers=()):
+    from ssd_deploy.export.metadata import ExportMetadata
+
+    metadata = ExportMetadata(
+        format="onnx", arch="ssdlite_mobilenet_v2", class_names=CLASS_NAMES, input_size=(128, 96), mean=(0.5,) * 3,
+        std=(0.5,) * 3, nms=True, score_threshold=0.01, iou_threshold=0.45, max_detections=200, topk_candidates=400,
+        batch=batch, precision=precision,
+    )
+    model = onnx.helper.make_model(onnx.helper.make_graph(list(nodes), "g", [], [], initializer=list(initializers)))
+    onnx.helper.set_model_props(model, metadata.to_strings())
+    onnx.save_model(model, str(path))
+    return path
+
+
+def test_tensorrt_provider_caches_under_the_users_cache_with_a_profile(tensorrt_provider, tmp_path):
+    ort_runtime, providers = tensorrt_provider
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = _metadata_onnx(folder / "model.onnx")
+    folder.chmod(0o555)  # a read-only model folder: nothing may be written beside the file
+    try:
+        runner = ort_runtime.OnnxRuntimeRunner(path, device="cuda:1", precision="fp16", providers=providers, trt_max_batch=64)
+    finally:
+        folder.chmod(0o755)
+    options = _RecordingSession.made[-1][ort_runtime.TENSORRT]
+    root = tmp_path / "xdg" / "ssd-deploy" / "onnxruntime-tensorrt"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert options["trt_engine_cache_path"] == str(root / f"model-{digest}") and Path(options["trt_engine_cache_path"]).is_dir()
+    assert options["trt_timing_cache_path"] == str(root) and options["trt_timing_cache_enable"]
+    assert (options["trt_profile_min_shapes"], options["trt_profile_opt_shapes"], options["trt_profile_max_shapes"]) == (
+        "images:1x3x128x96", "images:64x3x128x96", "images:64x3x128x96")
+    assert options["device_id"] == 1 and options["trt_fp16_enable"] and not options["trt_int8_enable"]
+    assert _RecordingSession.made[-1][ort_runtime.CUDA] == {"device_id": 1}
+    assert runner.batch_range == (1, 64)
+
+    fixed = _metadata_onnx(tmp_path / "fixed.onnx", batch=2)
+    ort_runtime.OnnxRuntimeRunner(fixed, device="cuda", providers=providers, trt_cache_dir=tmp_path / "mine")
+    options = _RecordingSession.made[-1][ort_runtime.TENSORRT]
+    assert options["trt_profile_min_shapes"] == options["trt_profile_max_shapes"] == "images:2x3x128x96"
+    assert options["trt_timing_cache_path"] == str(tmp_path / "mine")
+
+
+def test_tensorrt_provider_refuses_an_asymmetric_int8_file(tensorrt_provider, tmp_path):
+    ort_runtime, providers = tensorrt_provider
+    nodes = [onnx.helper.make_node("QuantizeLinear", ["x", "scale", "zero_point"], ["q"], name="quant")]
+    initializers = [onnx.numpy_helper.from_array(np.array(0.1, dtype=np.float32), "scale"),
+                    onnx.numpy_helper.from_array(np.array(12, dtype=np.int8), "zero_point")]
+    path = _metadata_onnx(tmp_path / "int8.onnx", precision="int8", nodes=nodes, initializers=initializers)
+    with pytest.raises(ExportError, match=r"TensorRT provider builds only symmetric INT8 Q/DQ.*quant: zero point 12"):
+        ort_runtime.OnnxRuntimeRunner(path, device="cuda", providers=providers)
+    assert _RecordingSession.made == []
+    with pytest.raises(SSDDeployError, match="trt_max_batch 0"):
+        ort_runtime.OnnxRuntimeRunner(_metadata_onnx(tmp_path / "m.onnx"), device="cuda", providers=providers, trt_max_batch=0)

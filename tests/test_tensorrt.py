@@ -143,7 +143,7 @@ def test_resolve_options_fills_in_batches_and_checks_nms_and_int8(tmp_path):
         ("int8", "int8", False, "as-exported"),  # a Q/DQ ONNX: explicit quantisation
         ("bf16", "bf16", False, "as-exported"),
         ("fp32", "fp16", False, (RuntimeUnavailableError, r"strongly typed networks only.*ssd-export --fp16")),
-        ("fp32", "int8", False, (RuntimeUnavailableError, r"strongly typed networks only.*\(Q/DQ\)")),
+        ("fp32", "int8", False, (RuntimeUnavailableError, r"strongly typed networks only.*removed implicit INT8 calibration.*ssd-export --int8")),
         ("fp16", "fp32", True, (SSDDeployError, "the ONNX computes in fp16. Note: ask for precision fp16")),
         ("fp16", "int8", True, (SSDDeployError, "or build from an fp32 export")),
         ("int8", "fp32", True, (SSDDeployError, "the ONNX computes in int8")),
@@ -418,8 +418,9 @@ HERE = trt_runtime.availability()
 gpu = pytest.mark.skipif(not HERE.usable, reason=f"needs TensorRT and an NVIDIA GPU: {HERE.reason}")
 SIZE = (128, 128)
 # The informative SSDLite scores every one of its 522 priors above the 0.01 threshold for every
-# class (2610 candidates per image). TensorRT's NMS layer considers at most 5000 candidates per call
-# and our graph runs one NMS per batch: the graph-NMS export keeps 100 per class (500 per image).
+# class (2610 candidates per image). TensorRT's NMS layer considers at most 5000 boxes per batch
+# item, and a batch item of our graph's NonMaxSuppression is one (image, class) group: the graph-NMS
+# exports keep 100 per class, or all 522 (topk 1000), both well within it.
 # EfficientNMS considers up to 4096 per image: its reference keeps all of them (topk above 522).
 GRAPH_TOPK, ALL_CANDIDATES = 100, 1000
 FP32 = Tolerances(box_atol=1e-3, score_atol=1e-4, min_iou=0.99)  # TF32 off: only accumulation order differs
@@ -581,3 +582,161 @@ def test_detector_on_tensorrt_gives_detections_in_image_pixels(exports, tmp_path
     assert 128 < found.boxes[:, 2].max() <= 320  # pixels of the 320-wide image, not of the network input
     top = min(5, len(found), int(count[0]))  # the best scores are not near-ties of the NMS order
     np.testing.assert_allclose(np.sort(found.scores)[::-1][:top], scores[0, :top].numpy(), atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Input addresses: TensorRT needs 256-byte alignment
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.uint8])
+def test_misaligned_views_are_copied_to_an_aligned_address(dtype):
+    batch = torch.arange(5 * 3 * 7 * 9).to(dtype).reshape(5, 3, 7, 9)
+    view = batch[3:5]  # contiguous, but 3 images (567 bytes as uint8) into the buffer
+    assert view.is_contiguous() and view.data_ptr() % 256 != 0
+    copy = trt_runtime.aligned(view)
+    assert copy.data_ptr() % 256 == 0 and copy.is_contiguous() and copy.dtype == dtype
+    assert torch.equal(copy, view) and copy.data_ptr() != view.data_ptr()
+    again = trt_runtime.aligned(copy)
+    assert again.data_ptr() == copy.data_ptr()  # aligned tensors pass through without a copy
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks build_engine makes before TensorRT parses the ONNX (a stand-in tensorrt module: none of
+# them reaches TensorRT's own API, which the stand-in would fail on)
+
+
+def _fake_tensorrt(version: str) -> types.SimpleNamespace:
+    """What build_engine reads of ``tensorrt`` before parsing: its version and whether BuilderFlag
+    still has FP16 (TensorRT 10; 11 builds strongly typed networks only)."""
+    flags = types.SimpleNamespace(FP16=1, INT8=2) if version.startswith("10.") else types.SimpleNamespace()
+    return types.SimpleNamespace(__version__=version, BuilderFlag=flags)
+
+
+def _write_onnx(path: Path, metadata: ExportMetadata, nodes, initializers=(), value_info=()) -> Path:
+    """A small ONNX carrying ``metadata`` in its metadata_props (what read_metadata reads)."""
+    import onnx
+
+    graph = onnx.helper.make_graph(list(nodes), "g", [], [], initializer=list(initializers), value_info=list(value_info))
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    onnx.helper.set_model_props(model, metadata.to_strings())
+    onnx.save_model(model, str(path))
+    return path
+
+
+def _qdq(zero_point: np.ndarray | None):
+    import onnx
+
+    inputs = ["x", "scale"] + (["zero_point"] if zero_point is not None else [])
+    initializers = [onnx.numpy_helper.from_array(np.array(0.1, dtype=np.float32), "scale")]
+    if zero_point is not None:
+        initializers.append(onnx.numpy_helper.from_array(zero_point, "zero_point"))
+    nodes = [onnx.helper.make_node("QuantizeLinear", inputs, ["q"], name="quant"),
+             onnx.helper.make_node("DequantizeLinear", ["q", *inputs[1:]], ["y"], name="dequant")]
+    return nodes, initializers
+
+
+@pytest.fixture
+def no_gpu_needed(monkeypatch):
+    """build_engine on this machine up to its GPU work: a stand-in TensorRT 10 and an A100."""
+    from ssd_deploy.runtimes import tensorrt_build
+
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt("10.9.0.34"))
+    monkeypatch.setattr(tensorrt_build, "cuda_index", lambda device: 0)
+    monkeypatch.setattr(tensorrt_build, "gpu_identity", lambda index: ("NVIDIA A100-SXM4-80GB", "8.0"))
+    return tensorrt_build
+
+
+@pytest.mark.parametrize("asked", [EngineOptions(precision="int8"), "calibration"])
+def test_tensorrt_11_int8_from_an_fp32_onnx_asks_for_a_qdq_file(asked, tmp_path, monkeypatch, calibration_folder):
+    from ssd_deploy.runtimes.tensorrt_build import build_engine
+
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt("11.0.0.1"))
+    options = EngineOptions(precision="int8", calibration_images=calibration_folder) if asked == "calibration" else asked
+    onnx_path = _write_onnx(tmp_path / "model.onnx", META, [])
+    with pytest.raises(RuntimeUnavailableError, match=r"removed implicit INT8 calibration.*ssd-export --int8 --int8-quantizer ort --calib"):
+        build_engine(onnx_path, tmp_path / "model.engine", options)
+    with pytest.raises(RuntimeUnavailableError, match=r"removed implicit INT8 calibration"):
+        open_runner(onnx_path, device="cuda", precision="int8")  # the cached-engine path checks the same first
+
+
+@pytest.mark.parametrize(
+    "zero_point, problem",
+    [
+        (np.array([3], dtype=np.int8), r"quant: zero point 3 \(not 0\)"),
+        (np.array(0, dtype=np.uint8), r"quant: zero point of type uint8"),
+        (None, r"quant: no zero point \(uint8 output\)"),
+    ],
+)
+def test_an_asymmetric_qdq_onnx_is_refused_before_parsing(zero_point, problem, tmp_path, no_gpu_needed):
+    nodes, initializers = _qdq(zero_point)
+    onnx_path = _write_onnx(tmp_path / "int8.onnx", dataclasses.replace(META, precision="int8"), nodes, initializers)
+    with pytest.raises(SSDDeployError, match=rf"TensorRT builds only symmetric INT8 Q/DQ.*{problem}.*--int8-quantizer ort"):
+        no_gpu_needed.build_engine(onnx_path, tmp_path / "int8.engine", EngineOptions(precision="int8"))
+
+
+def test_a_symmetric_qdq_onnx_passes_the_check(tmp_path):
+    import onnx
+
+    from ssd_deploy.export.int8 import asymmetric_qdq_nodes
+
+    nodes, initializers = _qdq(np.array([0, 0], dtype=np.int8))
+    model = onnx.load(str(_write_onnx(tmp_path / "int8.onnx", META, nodes, initializers)))
+    assert asymmetric_qdq_nodes(model) == []
+
+
+def _topk_and_nms(k: int, boxes_per_item: int | None):
+    """A TopK with constant k, and a NonMaxSuppression whose boxes are [G, boxes_per_item, 4]."""
+    import onnx
+
+    initializers = [onnx.numpy_helper.from_array(np.array([k], dtype=np.int64), "k")]
+    nodes = [onnx.helper.make_node("TopK", ["scores", "k"], ["values", "indices"], name="topk", axis=2),
+             onnx.helper.make_node("NonMaxSuppression", ["boxes", "nms_scores"], ["selected"], name="nms")]
+    dims = ["groups", boxes_per_item, 4] if boxes_per_item else ["groups", "boxes", 4]
+    return nodes, initializers, [onnx.helper.make_tensor_value_info("boxes", onnx.TensorProto.FLOAT, dims)]
+
+
+def test_limit_problems_name_topk_and_nms_beyond_tensorrts_limits():
+    import onnx
+
+    from ssd_deploy.runtimes.tensorrt_build import limit_problems
+
+    def problems(k, boxes, capability, topk_candidates=400):
+        nodes, initializers, info = _topk_and_nms(k, boxes)
+        graph = onnx.helper.make_graph(nodes, "g", [], [], initializer=initializers, value_info=info)
+        return limit_problems(onnx.helper.make_model(graph), capability, topk_candidates)
+
+    assert problems(3840, 3840, "9.0") == []
+    assert problems(8732, 400, "9.0") == ["TopK topk: k 8732 > 3840"]  # SSD300's priors, all in one TopK
+    assert problems(400, 2500, "9.0") == []
+    assert problems(400, 2500, "6.2") == ["NonMaxSuppression nms: 2500 boxes per batch item > 2000 (GPU compute capability 6.2)"]
+    assert problems(400, None, "5.3", topk_candidates=2400) == [
+        "NonMaxSuppression nms: 2400 boxes per batch item > 2000 (GPU compute capability 5.3)"  # shape unknown: topk_candidates
+    ]
+
+
+def test_build_engine_refuses_an_onnx_beyond_the_limits(tmp_path, no_gpu_needed):
+    nodes, initializers, info = _topk_and_nms(8732, 8732)
+    onnx_path = _write_onnx(tmp_path / "ssd300.onnx", dataclasses.replace(META, topk_candidates=10_000), nodes, initializers, info)
+    with pytest.raises(SSDDeployError, match=r"beyond TensorRT's limits: TopK topk: k 8732 > 3840; NonMaxSuppression nms: 8732 boxes.*"
+                       r"ssd-export --topk 3840; it is 10000"):
+        no_gpu_needed.build_engine(onnx_path, tmp_path / "ssd300.engine")
+
+
+def test_our_export_is_within_the_limits_on_every_gpu(tmp_path):
+    """The graph-NMS export's TopK ks and NMS groups as shape inference sees them: topk_candidates
+    per group, max_detections for the final selection."""
+    import onnx
+
+    from helpers import informative_init
+
+    from ssd_deploy.export import ExportOptions, export_model
+    from ssd_deploy.models import create_model
+    from ssd_deploy.postprocess import PostprocessConfig
+    from ssd_deploy.runtimes.tensorrt_build import _nms_boxes_per_item, limit_problems
+
+    model = informative_init(create_model("ssdlite_mobilenet_v2", num_classes=len(CLASS_NAMES), input_size=SIZE))
+    options = ExportOptions(format="onnx", dynamic_batch=True, verify=False, postprocess=PostprocessConfig(topk_candidates=2100))
+    path = export_model(model, tmp_path / "model.onnx", options, list(CLASS_NAMES)).path
+    exported = onnx.load(str(path), load_external_data=False)
+    assert [boxes for _, boxes in _nms_boxes_per_item(exported, fallback=0)] == [len(model.priors)]  # 522 priors < 2100
+    assert limit_problems(exported, "6.2", 2100) == []

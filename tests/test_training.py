@@ -276,3 +276,61 @@ def test_ssd_eval_checkpoint_and_onnx_agree(tiny_data, tmp_path, capsys):
     assert "missing.pt" in capsys.readouterr().err
     assert run_cli(eval_main, ["--model", str(result.last_checkpoint), "--data", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_scaler_state_loads_only_when_there_is_one():
+    """An enabled scaler (a CUDA run with AMP) raises on the empty state a run without AMP saved;
+    only a saved state is restored, and a disabled scaler ignores one."""
+    from ssd_deploy.training.trainer import load_scaler_state
+
+    enabled = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    with pytest.raises(RuntimeError, match="state dict is empty"):
+        enabled.load_state_dict({})  # why the trainer must not pass it on
+    load_scaler_state(enabled, {})
+    assert enabled.get_scale() == 2.0**10
+    saved = torch.amp.GradScaler("cpu", init_scale=2.0**7, growth_interval=5).state_dict()
+    load_scaler_state(enabled, saved)
+    assert enabled.get_scale() == 2.0**7 and enabled.get_growth_interval() == 5
+    disabled = torch.amp.GradScaler("cpu", enabled=False)
+    load_scaler_state(disabled, saved)
+    assert disabled.state_dict() == {}
+
+
+@pytest.mark.parametrize("first_amp, then_amp", [(False, True), (True, False)])
+def test_resume_across_amp_on_and_off(first_amp, then_amp, tiny_data, tmp_path, monkeypatch):
+    """A checkpoint of a run without AMP resumes with AMP on, and the other way round. An enabled
+    CPU GradScaler stands in for the CUDA one: its state and checks are the same."""
+    from ssd_deploy.training import trainer as trainer_module
+
+    def scaler_for(amp: bool):
+        return lambda device, use_amp: torch.amp.GradScaler("cpu", enabled=amp, init_scale=2.0**8)
+
+    monkeypatch.setattr(trainer_module, "_grad_scaler", scaler_for(first_amp))
+    first = train(tiny_config(tiny_data, tmp_path / "run", epochs=1, eval_every=5))
+    saved = load_checkpoint(first.last_checkpoint)[2]["scaler"]
+    assert bool(saved) == first_amp and (not first_amp or saved["scale"] == 2.0**8)
+    monkeypatch.setattr(trainer_module, "_grad_scaler", scaler_for(then_amp))
+    resumed = train(tiny_config(tiny_data, tmp_path / "run", epochs=2, eval_every=5), resume=first.last_checkpoint)
+    assert [row["epoch"] for row in resumed.history] == [1, 2] and math.isfinite(resumed.history[1]["loss"])
+    assert bool(load_checkpoint(resumed.last_checkpoint)[2]["scaler"]) == then_amp
+
+
+def test_process_group_waits_longer_than_nccls_default(monkeypatch):
+    """Rank 0 validates alone while the others wait in barrier(): the group's timeout must outlast
+    NCCL's 10-minute default, or its watchdog aborts the run mid-validation."""
+    from datetime import timedelta
+
+    from ssd_deploy.training import distributed
+
+    joined = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda **kwargs: joined.update(kwargs))
+    monkeypatch.setattr(distributed.dist, "get_rank", lambda: 0)
+    monkeypatch.setattr(distributed.dist, "get_world_size", lambda: 2)
+    context = distributed.init_distributed("cpu")
+    assert context.distributed and joined["backend"] == "gloo"
+    assert joined["timeout"] == distributed.PROCESS_GROUP_TIMEOUT > timedelta(minutes=10)
+    distributed.init_distributed("cpu", timeout=timedelta(hours=3))
+    assert joined["timeout"] == timedelta(hours=3)

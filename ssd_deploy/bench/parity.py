@@ -21,7 +21,7 @@ from ..data.dataset import DetectionDataset, load_dataset
 from ..data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
 from ..data.shapes import ensure_shapes_dataset
 from ..errors import SSDDeployError
-from ..evaluation import evaluate_detections
+from ..evaluation import available_metrics, evaluate_detections
 from ..pipeline import preprocess
 from ..postprocess import decode_predictions
 from ..runtimes import Detector, load
@@ -154,7 +154,7 @@ def _evaluate(variant: Variant, dataset: DetectionDataset, sample: torch.Tensor,
                     max_batch=config.batch_size, **variant.options)
     try:
         predictions, truths = predict_dataset(detector, dataset, config.batch_size, config.progress, desc=variant.label)
-        result = evaluate_detections(predictions, truths, dataset.class_names, metrics=("voc07", "coco"))
+        result = evaluate_detections(predictions, truths, dataset.class_names, metrics=available_metrics(("voc07", "coco")))
         scores = (_to_points(result.map_voc07), _to_points(result.coco.get("AP")))
         padded = detector.infer(sample)
         decoded = _decoded(variant, detector, sample, model, config)

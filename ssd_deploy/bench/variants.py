@@ -116,6 +116,8 @@ def precision_support(runtime: str, device: str) -> dict[str, FileKind | str]:
             "int8": int8_onnx,
         }
     if runtime == "onnxruntime":
+        if cuda and not _onnxruntime_has_cuda():
+            return {p: "this onnxruntime build has no CUDAExecutionProvider (the onnxruntime-gpu wheel has it)" for p in PRECISIONS}
         if cuda:
             return {"fp32": FileKind("onnx"), "fp16": FileKind("onnx", "fp16"), "bf16": "no bf16 ONNX export",
                     "int8": "INT8 QDQ files on GPUs: use tensorrt"}
@@ -139,6 +141,15 @@ def precision_support(runtime: str, device: str) -> dict[str, FileKind | str]:
             return {p: "TensorRT needs an NVIDIA GPU (--device cuda)" for p in PRECISIONS}
         return {p: FileKind("onnx") for p in PRECISIONS}  # TensorRT builds the precision from the fp32 ONNX
     raise SSDDeployError(f"runtime {runtime!r} is unknown")
+
+
+def _onnxruntime_has_cuda() -> bool:
+    """Whether the installed onnxruntime is a GPU build (the CPU wheel is usable, but not on CUDA)."""
+    try:
+        import onnxruntime
+    except ImportError:  # availability() reports it
+        return False
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 
 def _openvino_cpu_capabilities() -> tuple[str, ...]:

@@ -6,8 +6,8 @@
         └─ EvaluationResult: per-class rows, means, Markdown table, JSON (result.py)
 """
 
-from .coco import COCO_STAT_NAMES, COCOMetrics, coco_evaluate
-from .evaluate import METRICS, evaluate_detections
+from .coco import COCO_STAT_NAMES, COCOMetrics, coco_available, coco_evaluate
+from .evaluate import METRICS, available_metrics, evaluate_detections
 from .inputs import BoxSet, flatten_detections, flatten_ground_truths
 from .result import ClassResult, EvaluationResult, write_result_json
 from .voc import VOC_IOU_THRESHOLD, VOCClassAP, box_iou, voc_ap, voc_evaluate
@@ -21,7 +21,9 @@ __all__ = [
     "ClassResult",
     "EvaluationResult",
     "VOCClassAP",
+    "available_metrics",
     "box_iou",
+    "coco_available",
     "coco_evaluate",
     "evaluate_detections",
     "flatten_detections",

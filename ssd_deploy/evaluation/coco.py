@@ -12,24 +12,48 @@ is intersection / detection area (not IoU), so a small detection inside a large 
 ignored here but is a false positive for VOC.
 
 COCO counts at most 100 detections per image (the highest scoring); SSD keeps up to 200.
+
+pycocotools is imported only when COCO metrics are computed, so the rest of the package (training,
+the benchmarks' VOC metric) runs where it is not installed (:func:`coco_available`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 from dataclasses import dataclass
-from typing import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
+from ..errors import ConfigError
 from .inputs import BoxSet
+
+if TYPE_CHECKING:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
 
 # Names of COCOeval.stats, in its order (AP over IoU 0.5:0.95 unless a threshold is named;
 # s/m/l: objects under 32², 32²-96², over 96² pixels; AR<n>: recall with at most n detections per image).
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+
+def coco_available() -> bool:
+    """Whether pycocotools is installed (COCO metrics can be computed)."""
+    return importlib.util.find_spec("pycocotools") is not None
+
+
+def _pycocotools() -> tuple[ModuleType, ModuleType]:
+    """pycocotools' ``coco`` and ``cocoeval`` modules, or ConfigError saying how to get them."""
+    try:
+        from pycocotools import coco, cocoeval
+    except ImportError:
+        raise ConfigError(
+            "COCO metrics: pycocotools is not installed. Note: pip install pycocotools, or ask for the VOC metrics only"
+        ) from None
+    return coco, cocoeval
 
 
 @dataclass(frozen=True)
@@ -63,7 +87,7 @@ def coco_ground_truth(ground_truth: BoxSet, num_images: int, class_names: Sequen
             zip(ground_truth.image, ground_truth.labels, xywh, ground_truth.difficult)
         )
     ]
-    coco = COCO()
+    coco = _pycocotools()[0].COCO()
     coco.dataset = {
         "images": [{"id": i} for i in range(num_images)],
         "categories": [{"id": label, "name": name} for label, name in enumerate(class_names) if label > 0],
@@ -95,7 +119,7 @@ def coco_evaluate(
     with quiet:
         coco_gt = coco_ground_truth(ground_truth, num_images, class_names)
         coco_dt = coco_gt.loadRes(coco_results(detections)) if len(detections) else _empty_results(coco_gt)
-        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        evaluator = _pycocotools()[1].COCOeval(coco_gt, coco_dt, iouType="bbox")
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
@@ -118,7 +142,7 @@ def _per_class_ap(evaluator: COCOeval) -> dict[int, float | None]:
 
 def _empty_results(coco_gt: COCO) -> COCO:
     # loadRes cannot take an empty list (it reads anns[0]), so an empty result set is built directly.
-    coco = COCO()
+    coco = _pycocotools()[0].COCO()
     coco.dataset = {
         "images": list(coco_gt.dataset["images"]),
         "categories": list(coco_gt.dataset["categories"]),

@@ -8,12 +8,18 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..pipeline import Detections
-from .coco import coco_evaluate
+from .coco import coco_available, coco_evaluate
 from .inputs import flatten_detections, flatten_ground_truths
 from .result import ClassResult, EvaluationResult
 from .voc import voc_evaluate
 
 METRICS = ("voc07", "voc", "coco")
+
+
+def available_metrics(wanted: Sequence[str] = METRICS) -> tuple[str, ...]:
+    """``wanted`` without "coco" where pycocotools is not installed (validation during training and
+    the benchmarks then report the VOC metrics and leave COCO's empty)."""
+    return tuple(m for m in wanted if m != "coco" or coco_available())
 
 
 def evaluate_detections(

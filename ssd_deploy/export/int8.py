@@ -7,6 +7,14 @@ model, so one file serves both CPU runtimes. Two quantisers are offered:
 - ``ort``: ONNX Runtime's ``quantize_static`` (per-channel weights, calibration method of choice),
 - ``nncf``: NNCF, OpenVINO's quantiser, on the same ONNX graph.
 
+TensorRT builds only symmetric INT8 Q/DQ (int8 zero points of 0), and a file with another zero
+point is refused before TensorRT parses it (:func:`check_symmetric_qdq`). ONNX Runtime's quantiser
+is told to write exactly that (``ActivationSymmetric``; ``QuantizeBias`` off, since TensorRT
+rejects an int32 bias DequantizeLinear), so its files serve the CPU runtimes and TensorRT alike.
+NNCF's files are symmetric too, but quantise activations after a ReLU to uint8, which TensorRT
+does not build, and NNCF's hardware configurations do not allow forcing them signed: for
+TensorRT, quantise with ``ort``.
+
 Only the backbone is quantised by default. The detection head (whose outputs are box offsets and
 class logits, where a quantisation step is visible as box jitter and score noise), decoding and
 NMS stay in float32. Graph nodes are attributed to modules through the name scopes the
@@ -149,8 +157,73 @@ def _quantize_ort(model: onnx.ModelProto, batches: CalibrationBatches, nodes: li
             op_types_to_quantize=["Conv"],
             nodes_to_quantize=nodes,
             calibrate_method=calibrate,
+            # TensorRT builds symmetric int8 Q/DQ only: zero points 0, and float biases (it rejects an int32
+            # DequantizeLinear: "only activation types allowed as input to this layer").
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
         )
         return onnx.load(str(output))
+
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Initializers and Constant-node outputs by name; tensors stored outside the file are left out
+    (zero points are a few bytes, always inside)."""
+    tensors = {tensor.name: tensor for tensor in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            tensors[node.output[0]] = node.attribute[0].t
+    return {
+        name: onnx.numpy_helper.to_array(tensor)
+        for name, tensor in tensors.items()
+        if tensor.data_location != onnx.TensorProto.EXTERNAL
+    }
+
+
+def asymmetric_qdq_nodes(model: onnx.ModelProto) -> list[str]:
+    """Q/DQ nodes TensorRT cannot build: a zero point that is not int8 (an int32 bias included), or
+    not all zeros.
+
+    A QuantizeLinear without a zero point quantises to uint8 (ONNX's default), so it is listed too.
+
+    Returns:
+        ``"<node name>: <why>"`` per offending node, in graph order (empty for a symmetric file).
+    """
+    constants = _constants(model)
+    problems = []
+    for node in model.graph.node:
+        if node.op_type not in QDQ_OPS:
+            continue
+        zero_point = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        if zero_point is None:
+            if node.op_type == "QuantizeLinear":
+                problems.append(f"{node.name}: no zero point (uint8 output)")
+            continue
+        value = constants.get(zero_point)
+        if not isinstance(value, np.ndarray):
+            problems.append(f"{node.name}: zero point {zero_point} is not a constant")
+        elif value.dtype != np.int8:
+            problems.append(f"{node.name}: zero point of type {value.dtype}")
+        elif value.any():
+            problems.append(f"{node.name}: zero point {value.ravel()[np.flatnonzero(value)[0]]} (not 0)")
+    return problems
+
+
+def check_symmetric_qdq(path: str | Path, runtime: str = "TensorRT") -> None:
+    """Refuse an INT8 Q/DQ file that ``runtime`` cannot build before it is parsed.
+
+    Raises:
+        ExportError: naming the first offending nodes and how to make a symmetric file.
+    """
+    model = onnx.load(str(path), load_external_data=False)
+    problems = asymmetric_qdq_nodes(model)
+    if problems:
+        raise ExportError(
+            path,
+            f"{runtime} builds only symmetric INT8 Q/DQ (int8 zero points of 0); {len(problems)} node(s) are not: "
+            f"{'; '.join(problems[:3])}. Note: re-export with ssd-export --int8 --int8-quantizer ort (symmetric int8 throughout)",
+        )
 
 
 def _quantize_nncf(model: onnx.ModelProto, batches: CalibrationBatches, nodes: list[str]) -> onnx.ModelProto:

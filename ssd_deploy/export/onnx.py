@@ -67,12 +67,34 @@ def write(
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
     model = program.model_proto
+    drop_default_scatter_reduction(model)
     onnx.helper.set_model_props(model, metadata)
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise ExportError(path, f"the exported graph fails onnx.checker: {str(error).splitlines()[0][:300]}") from None
     onnx.save_model(model, str(path))
+
+
+def drop_default_scatter_reduction(model: onnx.ModelProto) -> int:
+    """Remove ``reduction="none"`` from every ScatterND (in place); returns how many were removed.
+
+    The dynamo exporter writes the attribute explicitly although "none" is its default. TensorRT
+    10's ONNX parser rejects any ``reduction`` on ScatterND ("Attribute reduction is not supported",
+    onnx-tensorrt issue 957, fixed by its pull request 1013), and ONNX Runtime's TensorRT provider
+    then hands the node to CUDA. Without the attribute the node means the same to every runtime.
+    """
+    removed = 0
+    graphs = [model.graph, *model.functions]
+    for graph in graphs:
+        for node in graph.node:
+            if node.op_type != "ScatterND":
+                continue
+            keep = [a for a in node.attribute if not (a.name == "reduction" and a.s in (b"none", b""))]
+            removed += len(node.attribute) - len(keep)
+            del node.attribute[:]
+            node.attribute.extend(keep)
+    return removed
 
 
 def load(path: Path, device: str | torch.device = "cpu", providers: list[str] | None = None) -> Callable[[Tensor], tuple[Tensor, ...]]:

@@ -6,7 +6,8 @@ into a shared library packaged with its weights. Python loads it with
 NMS inside is torchvision's operator, so a C++ program must also load torchvision's operator
 library (``torchvision/_C_stable.so`` from the wheel) before running the package.
 The package is compiled for one device (the one ``example`` is on). Metadata is compiled in
-(``aot_inductor.metadata``) and returned by the loader's ``get_metadata()``.
+(``aot_inductor.metadata``), beside AOTInductor's own ``AOTI_DEVICE_KEY`` (the compiled-for device type);
+both are read from the archive without loading the model, and a package runs only on its device type.
 """
 
 from __future__ import annotations
@@ -49,19 +50,49 @@ def write(network: nn.Module, spec: GraphSpec, example: Tensor, path: Path, meta
         torch._inductor.aoti_compile_and_package(program, package_path=str(path), inductor_configs=configs)
 
 
-def _load_package(path: Path):
+# The compiled-for device type ("cpu", "cuda") that AOTInductor writes into every package's metadata.
+DEVICE_KEY = "AOTI_DEVICE_KEY"
+
+
+def _load_package(path: Path, device_index: int):
     import torchvision  # noqa: F401  (registers torchvision::nms, which the package calls)
 
     try:
-        return torch._inductor.aoti_load_package(str(path))
+        return torch._inductor.aoti_load_package(str(path), device_index=device_index)
     except Exception as error:  # the loader raises RuntimeError or zip/JSON errors
         raise ExportError(path, f"not a loadable AOTInductor package: {str(error).strip().splitlines()[0][:200]}") from None
 
 
+def check_compiled_device(path: Path, compiled: str, device: str | torch.device) -> None:
+    """Refuse to run a package on another device type than the one it was compiled for.
+
+    Args:
+        compiled: the package's ``AOTI_DEVICE_KEY`` (``cpu``, ``cuda``). device: where it is asked to run.
+    """
+    asked = torch.device(device)
+    if compiled != asked.type:
+        raise ExportError(
+            path,
+            f"compiled for {compiled}, asked to run on {asked}. Note: run it with device={compiled!r}, "
+            f"or export another with ssd-export --format pt2 --device {asked.type}",
+        )
+
+
+def device_index(device: str | torch.device) -> int:
+    """The loader's ``device_index``: N for ``cuda:N``, -1 (the current device) for ``cuda`` and ``cpu``."""
+    device = torch.device(device)
+    return device.index if device.type == "cuda" and device.index is not None else -1
+
+
 def load(path: Path, device: str | torch.device = "cpu") -> Callable[[Tensor], tuple[Tensor, ...]]:
-    """The compiled package as a function; inputs are moved to ``device`` (the compiled one)."""
+    """The compiled package as a function on ``device``, which must be of the type it was compiled for.
+
+    Raises:
+        ExportError: a package of another device type, CUDA asked on a machine without it, or not a package.
+    """
+    check_compiled_device(path, read_metadata(path).get(DEVICE_KEY, "cpu"), device)
     require_device(device, path)
-    runner = _load_package(path)
+    runner = _load_package(path, device_index(device))
 
     def run(images: Tensor) -> tuple[Tensor, ...]:
         with torch.inference_mode():
@@ -71,5 +102,9 @@ def load(path: Path, device: str | torch.device = "cpu") -> Callable[[Tensor], t
 
 
 def read_metadata(path: Path) -> dict[str, str]:
-    """The compiled-in metadata (loads the package)."""
-    return dict(_load_package(path).get_metadata())
+    """The compiled-in metadata (ours and AOTInductor's ``AOTI_*`` keys), read from the archive's
+    JSON without loading the compiled model (which would load its weights onto the device)."""
+    try:
+        return dict(torch._C._aoti.AOTIModelPackageLoader.load_metadata_from_package(str(path), "model"))
+    except Exception as error:  # the reader raises RuntimeError on a missing or malformed archive
+        raise ExportError(path, f"not a readable AOTInductor package: {str(error).strip().splitlines()[0][:200]}") from None

@@ -2,13 +2,17 @@
 
 ``device="cpu"`` uses the CPU provider; ``cuda[:N]`` the CUDA provider, with I/O binding so the
 batch and outputs stay on the GPU until the final copy; ``providers=["TensorrtExecutionProvider",
-...]`` builds TensorRT engines inside ONNX Runtime (``fp16``/``int8`` switch TensorRT's precision,
-engines are cached in ``trt_cache_dir``). On the CPU the precision is the file's (an ``int8`` file
-comes from ``ssd-export --int8``).
+...]`` builds TensorRT engines inside ONNX Runtime (``fp16``/``int8`` switch TensorRT's precision).
+The TensorRT provider gets an explicit optimisation profile (batch 1 to ``trt_max_batch``, so a new
+batch size does not build a new engine), and its engine and timing caches live under the user's
+cache folder (:func:`default_trt_cache_dir`), not beside the model or in the working directory,
+which may be read-only. On the CPU the precision is the file's (an ``int8`` file comes from
+``ssd-export --int8``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,6 +21,9 @@ import torch
 
 from ..errors import ExportError, RuntimeUnavailableError, SSDDeployError
 from ..export.formats import read_metadata
+from ..export.int8 import check_symmetric_qdq
+from ..export.metadata import ExportMetadata
+from .tensorrt_build import DEFAULT_MAX_BATCH, file_sha256
 from .base import Runner, as_numpy_batch, as_torch_batch, check_precision
 from .registry import Availability
 
@@ -37,6 +44,42 @@ def availability() -> Availability:
     return Availability(True, onnxruntime.__version__, providers, reason)
 
 
+def default_trt_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/ssd-deploy/onnxruntime-tensorrt`` (``~/.cache/...``): the TensorRT
+    provider's engines (one folder per model file) and its timing cache (shared by all models)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "ssd-deploy" / "onnxruntime-tensorrt"
+
+
+def tensorrt_provider_options(
+    path: Path, metadata: ExportMetadata, device_id: int, precision: str, cache_dir: Path, max_batch: int
+) -> dict[str, Any]:
+    """ONNX Runtime's TensorRT provider options for the exported file ``path``.
+
+    The engine cache is ``<cache_dir>/<stem>-<first 16 hex of the file's sha256>``: the provider
+    names engines after the graph, not the weights, so two files of one architecture must not share
+    a folder. The timing cache (kernel timings per layer shape) is shared. The profile takes batches
+    1 to ``max_batch`` (a fixed-batch file: its batch) of the file's input size.
+    """
+    height, width = metadata.input_size
+    low, high = (metadata.batch, metadata.batch) if metadata.batch else (1, max_batch)
+
+    def shape(batch: int) -> str:
+        return f"{metadata.input_name}:{batch}x3x{height}x{width}"
+
+    return {
+        "device_id": device_id,
+        "trt_fp16_enable": precision == "fp16",
+        "trt_int8_enable": precision == "int8",
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache_dir / f"{path.stem}-{file_sha256(path)[:16]}"),
+        "trt_timing_cache_enable": True,
+        "trt_timing_cache_path": str(cache_dir),
+        "trt_profile_min_shapes": shape(low),
+        "trt_profile_opt_shapes": shape(high),
+        "trt_profile_max_shapes": shape(high),
+    }
+
+
 def default_providers(device: str, use_tensorrt: bool = False) -> list[str]:
     """Providers in priority order for ``device`` (ONNX Runtime falls back along the list)."""
     if device == "cpu":
@@ -55,7 +98,10 @@ class OnnxRuntimeRunner(Runner):
         intra_op_threads: threads per operator (0: ONNX Runtime's default, one per core).
         graph_optimization: ``disable``, ``basic``, ``extended`` or ``all``.
         io_binding: keep inputs and outputs on the GPU (default: on for CUDA devices).
-        trt_cache_dir: where the TensorRT provider caches engines (default ``.trt-cache`` beside the file).
+        trt_cache_dir: where the TensorRT provider caches engines and kernel timings (default
+            :func:`default_trt_cache_dir`).
+        trt_max_batch: most images per call with the TensorRT provider: its profile's largest batch
+            (a dynamic-batch file; the Detector splits larger batches).
         spin_wait: let idle operator threads busy-wait between runs (ONNX Runtime's default; off
             here because it slows the host pre-processing that runs between batches).
     """
@@ -72,6 +118,7 @@ class OnnxRuntimeRunner(Runner):
         graph_optimization: str = "all",
         io_binding: bool | None = None,
         trt_cache_dir: str | Path | None = None,
+        trt_max_batch: int = DEFAULT_MAX_BATCH,
         spin_wait: bool = False,
     ) -> None:
         import onnxruntime
@@ -102,6 +149,8 @@ class OnnxRuntimeRunner(Runner):
         precision = check_precision(
             self.name, precision, supported, f"Note: {path.name} holds a {metadata.precision} model; export another with ssd-export --fp16/--int8", metadata.precision
         )
+        if not isinstance(trt_max_batch, int) or trt_max_batch < 1:
+            raise SSDDeployError(f"{path}: trt_max_batch {trt_max_batch!r}. Note: expected a whole number of images, 1 or more")
         if graph_optimization not in OPTIMIZATION_LEVELS:
             raise SSDDeployError(f"graph_optimization {graph_optimization!r}: expected one of {', '.join(OPTIMIZATION_LEVELS)}")
         super().__init__(path, metadata, device if device_type == "cpu" else f"cuda:{index or 0}", precision)
@@ -120,7 +169,17 @@ class OnnxRuntimeRunner(Runner):
             "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[graph_optimization]
-        provider_options = [self._provider_options(p, int(index or 0), precision, trt_cache_dir) for p in providers]
+        if TENSORRT in providers and metadata.precision == "int8":
+            check_symmetric_qdq(path, "ONNX Runtime's TensorRT provider")
+        provider_options = []
+        for provider in providers:
+            if provider == TENSORRT:
+                cache = Path(trt_cache_dir) if trt_cache_dir else default_trt_cache_dir()
+                provider_options.append(tensorrt_provider_options(path, metadata, int(index or 0), precision, cache, trt_max_batch))
+                Path(provider_options[-1]["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
+                self.batch_range = (1, trt_max_batch)  # the profile's batches (a fixed-batch file's own is used instead)
+            else:
+                provider_options.append({"device_id": int(index or 0)} if provider == CUDA else {})
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=providers, provider_options=provider_options)
         except Exception as error:  # onnxruntime raises its own exception types per failure
@@ -136,21 +195,6 @@ class OnnxRuntimeRunner(Runner):
             raise SSDDeployError(f"{path}: io_binding keeps tensors in GPU memory; it needs device='cuda'")
         self.io_binding = device_type == "cuda" if io_binding is None else bool(io_binding)
         self._device_index = int(index or 0)
-
-    def _provider_options(self, provider: str, device_id: int, precision: str, cache_dir: str | Path | None) -> dict[str, Any]:
-        if provider == CUDA:
-            return {"device_id": device_id}
-        if provider == TENSORRT:
-            cache = Path(cache_dir) if cache_dir else self.path.parent / ".trt-cache"
-            return {
-                "device_id": device_id,
-                "trt_fp16_enable": precision == "fp16",
-                "trt_int8_enable": precision == "int8",
-                "trt_engine_cache_enable": True,
-                "trt_engine_cache_path": str(cache),
-                "trt_timing_cache_enable": True,
-            }
-        return {}
 
     def _infer(self, batch: np.ndarray | torch.Tensor) -> list[np.ndarray]:
         if not self.io_binding:

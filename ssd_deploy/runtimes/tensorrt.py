@@ -124,7 +124,7 @@ class TensorRTRunner(Runner):
         with torch.cuda.device(device):
             self._stream.wait_stream(torch.cuda.current_stream(device))  # the batch may come from another stream
             with torch.cuda.stream(self._stream):
-                images = as_torch_batch(batch, device).contiguous()
+                images = aligned(as_torch_batch(batch, device).contiguous())
                 if not self._context.set_input_shape(INPUT_NAME, tuple(images.shape)):
                     raise InputError(f"{self.path}: TensorRT rejects input shape {list(images.shape)}")
                 self._context.set_tensor_address(INPUT_NAME, images.data_ptr())
@@ -145,6 +145,32 @@ class TensorRTRunner(Runner):
 
     def _close(self) -> None:
         self._context = self._engine = self._runtime = None  # context before engine before runtime
+
+
+# IExecutionContext::setTensorAddress: "The pointer must have at least 256-byte alignment" (NvInferRuntime.h).
+TENSOR_ALIGNMENT = 256  # bytes
+
+
+def aligned(tensor: torch.Tensor, alignment: int = TENSOR_ALIGNMENT) -> torch.Tensor:
+    """``tensor`` itself when its data starts on an ``alignment``-byte boundary, else an aligned copy.
+
+    A fresh CUDA tensor is aligned (torch's allocator hands out 512-byte blocks), but a view into
+    one is not: ``batch[3:5]`` of a float32 [N, 3, 300, 300] batch starts 3 * 1,080,000 bytes in,
+    a multiple of 64 only. The copy is a view into a slightly larger buffer, at its first aligned
+    byte, so it is aligned whatever the allocator's own alignment.
+
+    Args:
+        tensor: contiguous, any shape and dtype, on any device.
+        alignment: bytes, a multiple of the element size.
+    """
+    if tensor.data_ptr() % alignment == 0:
+        return tensor
+    element = tensor.element_size()
+    buffer = torch.empty(tensor.numel() + alignment // element, dtype=tensor.dtype, device=tensor.device)
+    start = (-buffer.data_ptr() % alignment) // element
+    copy = buffer[start : start + tensor.numel()].view(tensor.shape)
+    copy.copy_(tensor)
+    return copy
 
 
 def _contract_dtype(name: str, tensor: torch.Tensor) -> torch.Tensor:
@@ -215,10 +241,10 @@ def _cached_engine(
 ) -> Path:
     """The cached engine of ``onnx_path`` for these options on this machine, built if missing."""
     metadata = read_metadata(onnx_path)
-    options = resolve_options(metadata, EngineOptions(precision=precision, **engine_options), onnx_path)
     trt = import_tensorrt()
+    precision_mode(metadata.precision, precision, weakly_typed(trt))  # before asking for calibration images
+    options = resolve_options(metadata, EngineOptions(precision=precision, **engine_options), onnx_path)
     index = cuda_index(device)
-    precision_mode(metadata.precision, precision, weakly_typed(trt))  # fail before hashing and building
     gpu = gpu_identity(index)
     digest = file_sha256(onnx_path)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()

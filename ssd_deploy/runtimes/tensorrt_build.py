@@ -13,9 +13,11 @@ NMS (``EngineOptions.nms``):
 - ``graph``: the engine computes what the ONNX computes. An ONNX exported with NMS has the standard
   ``NonMaxSuppression`` operator, which TensorRT's parser maps to its own NMS layer (INMSLayer); one
   exported without NMS gives decoded boxes and scores (the Detector then runs NMS on the host).
-  The graph's NonMaxSuppression has one batch per (image, class) holding that class's best
-  ``topk_candidates`` (400) boxes, well under INMSLayer's limit of 5000 per batch and class
-  (``topk_box_limit``'s maximum).
+  The graph's NonMaxSuppression has one batch item per (image, class) holding that class's best
+  ``topk_candidates`` (400) boxes. INMSLayer considers at most 5000 boxes per batch item (2000 on
+  SM 5.3 and 6.2 GPUs) and silently drops the rest, and TensorRT's TopK takes k <= 3840: both are
+  checked before building (:func:`check_limits`), so a larger ``topk_candidates`` (or an SSD300
+  export whose 8,732 priors all enter TopK) is refused instead of truncated.
 - ``efficient``: for an ONNX exported without NMS, TensorRT's ``EfficientNMS_TRT`` plugin is
   appended to the parsed network (background class 0, no score activation: the scores are already
   softmaxed) and its outputs renamed to the contract's ``num_detections``, ``boxes``, ``scores``,
@@ -29,8 +31,9 @@ Precision: the engine's arithmetic against the ONNX's (``ssd-export --fp16`` mak
     fp32       as exported (TF32 off)                        -
     fp16/bf16  TensorRT 10: FP16/BF16 flag; 11: error        as exported (strongly typed network)
     int8       TensorRT 10: INT8 flag + entropy calibration  as exported: a Q/DQ ONNX (explicit
-               from images; 11: error (implicit INT8         quantisation; TensorRT takes symmetric
-               calibration was removed)                      int8 Q/DQ only)
+               from images; 11: error (implicit INT8         quantisation, ``ssd-export --int8``);
+               calibration was removed: use an INT8 ONNX)    symmetric int8 Q/DQ only (ssd-export
+                                                             --int8-quantizer ort), checked before parsing
 
 Any other pair (an fp16 ONNX asked for fp32, ...) is an error naming the ONNX's precision.
 
@@ -53,12 +56,14 @@ from types import ModuleType
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+import onnx
 import torch
 
 from ..calibration import CalibrationBatches
 from ..checkpoint import atomic_write
 from ..errors import ExportError, RuntimeUnavailableError, SSDDeployError
 from ..export.formats import read_metadata
+from ..export.int8 import check_symmetric_qdq
 from ..export.metadata import INPUT_NAME, NMS_OUTPUTS, ExportMetadata
 
 RUNTIME = "tensorrt"
@@ -71,6 +76,11 @@ EFFICIENT_NMS = ("EfficientNMS_TRT", "1")  # plugin name, version
 BUILD_RECIPE = 1
 SIDECAR_FORMAT = "ssd-deploy-tensorrt-engine"
 MIB = 1 << 20
+# TensorRT's operator limits (operator reference, TopK and NMS): k of a TopK, and boxes one batch
+# item of the NMS layer considers (2000 on SM 5.3 and 6.2 GPUs; more are silently dropped).
+TOPK_LIMIT = 3840
+NMS_BOX_LIMIT = 5000
+NMS_BOX_LIMIT_BY_SM = {"5.3": 2000, "6.2": 2000}
 INSTALL_HINT = "Note: pip install 'ssd-deploy[gpu]' (TensorRT 10 or newer) on a machine with an NVIDIA GPU"
 
 
@@ -273,12 +283,79 @@ def precision_mode(onnx_precision: str, precision: str, weakly_typed: bool) -> s
         hint = {
             "fp16": "export the ONNX with fp16 (ssd-export --fp16)",
             "bf16": "export the ONNX in bf16",
-            "int8": "quantise the ONNX explicitly (Q/DQ) or use TensorRT 10",
+            "int8": "TensorRT 11 removed implicit INT8 calibration, so calibration images cannot be used; export an "
+            "INT8 Q/DQ ONNX (ssd-export --int8 --int8-quantizer ort --calib FOLDER) and build from that file, or use TensorRT 10",
         }[precision]
         raise RuntimeUnavailableError(
             RUNTIME, f"precision {precision} from an fp32 ONNX: this TensorRT builds strongly typed networks only. Note: {hint}"
         )
     return "int8-calibration" if precision == "int8" else f"{precision}-flag"
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorRT's operator limits
+
+
+def nms_box_limit(compute_capability: str) -> int:
+    """Most boxes one batch item of TensorRT's NMS layer considers on a GPU of ``"major.minor"``."""
+    return NMS_BOX_LIMIT_BY_SM.get(compute_capability, NMS_BOX_LIMIT)
+
+
+def limit_problems(model: onnx.ModelProto, compute_capability: str, topk_candidates: int) -> list[str]:
+    """What in ``model`` exceeds TensorRT's TopK and NMS limits on a GPU of ``compute_capability``.
+
+    TopK's k is read from its constant input. The boxes per NMS batch item are dimension 1 of
+    NonMaxSuppression's boxes [B, boxes, 4], from ONNX shape inference; where it cannot tell,
+    ``topk_candidates`` (the most the export puts in one group).
+
+    Returns:
+        One ``"<op> <node>: ..."`` line per node beyond a limit (empty: within every limit).
+    """
+    constants = {tensor.name: tensor for tensor in model.graph.initializer}
+    constants.update({n.output[0]: n.attribute[0].t for n in model.graph.node if n.op_type == "Constant" and n.attribute})
+    problems = []
+    for node in model.graph.node:
+        if node.op_type == "TopK" and node.input[1] in constants:
+            k = int(onnx.numpy_helper.to_array(constants[node.input[1]]).max())
+            if k > TOPK_LIMIT:
+                problems.append(f"TopK {node.name}: k {k} > {TOPK_LIMIT}")
+    limit = nms_box_limit(compute_capability)
+    for node, boxes in _nms_boxes_per_item(model, topk_candidates):
+        if boxes > limit:
+            problems.append(
+                f"NonMaxSuppression {node}: {boxes} boxes per batch item > {limit} (GPU compute capability {compute_capability})"
+            )
+    return problems
+
+
+def _nms_boxes_per_item(model: onnx.ModelProto, fallback: int) -> list[tuple[str, int]]:
+    """(node name, boxes per batch item) of every NonMaxSuppression, ``fallback`` where unknown."""
+    nodes = [node for node in model.graph.node if node.op_type == "NonMaxSuppression"]
+    if not nodes:
+        return []
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+    shapes = {value.name: value.type.tensor_type.shape.dim for value in [*inferred.graph.value_info, *inferred.graph.input]}
+    found = []
+    for node in nodes:
+        dims = shapes.get(node.input[0], [])
+        found.append((node.name, dims[1].dim_value if len(dims) == 3 and dims[1].dim_value > 0 else fallback))
+    return found
+
+
+def check_limits(onnx_path: str | Path, metadata: ExportMetadata, compute_capability: str) -> None:
+    """Refuse an ONNX that TensorRT would reject (TopK) or silently truncate (NMS) on this GPU.
+
+    Raises:
+        SSDDeployError: naming the nodes and the export setting to lower.
+    """
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    problems = limit_problems(model, compute_capability, metadata.topk_candidates)
+    if problems:
+        limit = min(TOPK_LIMIT, nms_box_limit(compute_capability))
+        raise SSDDeployError(
+            f"{onnx_path}: beyond TensorRT's limits: {'; '.join(problems[:3])}. Note: export with topk_candidates "
+            f"<= {limit} (ssd-export --topk {limit}; it is {metadata.topk_candidates}), or without NMS and nms='efficient'"
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -518,16 +595,22 @@ def build_engine(
         ``engine_path``.
 
     Raises:
-        ExportError: not an ssd-deploy ONNX, or TensorRT's parser rejects it (naming the node).
-        RuntimeUnavailableError: no TensorRT or GPU, or a precision this TensorRT cannot build.
-        SSDDeployError: inconsistent options, calibration failure, or the build fails.
+        ExportError: not an ssd-deploy ONNX, an INT8 ONNX with asymmetric Q/DQ, or TensorRT's parser
+            rejects it (naming the node).
+        RuntimeUnavailableError: no TensorRT or GPU, or a precision this TensorRT cannot build (int8
+            from an fp32 ONNX on TensorRT 11).
+        SSDDeployError: inconsistent options, a TopK or NMS beyond TensorRT's limits, calibration
+            failure, or the build fails.
     """
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     metadata = read_metadata(onnx_path)
-    options = resolve_options(metadata, options, onnx_path)
     trt = import_tensorrt()
+    mode = precision_mode(metadata.precision, options.precision, weakly_typed(trt))  # before asking for calibration images
+    options = resolve_options(metadata, options, onnx_path)
+    if metadata.precision == "int8":
+        check_symmetric_qdq(onnx_path)
     index = cuda_index(device)
-    mode = precision_mode(metadata.precision, options.precision, weakly_typed(trt))
+    check_limits(onnx_path, metadata, gpu_identity(index)[1])
     calibration_cache = Path(calibration_cache) if calibration_cache else engine_path.with_suffix(".calib")
     logger = trt_logger(trt)
     with torch.cuda.device(index):

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
-
+# How long a collective may wait before the process group aborts the run. Rank 0 alone recomputes
+# BatchNorm statistics and validates at the end of an epoch while the other ranks wait in
+# barrier(): on a large validation set that outlasts NCCL's default of 10 minutes, whose watchdog
+# would then kill every process. One hour covers COCO-sized validation on a slow GPU.
+PROCESS_GROUP_TIMEOUT = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class DistContext:
@@ -44,8 +49,13 @@ def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank) if chosen.type == "cuda" and chosen.index is None else chosen
 
 
-def init_distributed(device: str) -> DistContext:
-    """Join the process group when started by torchrun (gloo on CPU, NCCL on CUDA)."""
+def init_distributed(device: str, timeout: timedelta = PROCESS_GROUP_TIMEOUT) -> DistContext:
+    """Join the process group when started by torchrun (gloo on CPU, NCCL on CUDA).
+
+    Args:
+        device: ``auto``, ``cpu`` or ``cuda[:N]`` (see :func:`resolve_device`).
+        timeout: longest wait of one collective (barrier, all-reduce) before the run is aborted.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     target = resolve_device(device, local_rank)
@@ -54,7 +64,7 @@ def init_distributed(device: str) -> DistContext:
     if target.type == "cuda":
         torch.cuda.set_device(target)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if target.type == "cuda" else "gloo")
+        dist.init_process_group(backend="nccl" if target.type == "cuda" else "gloo", timeout=timeout)
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank, target)
 
 

@@ -114,12 +114,12 @@ def _train(config: TrainConfig, context: DistContext, resume: str | Path | None)
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, steps_per_epoch)
     use_amp = config.amp if config.amp is not None else context.device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and context.device.type == "cuda")
+    scaler = _grad_scaler(context.device, use_amp)
     history = History(output, tensorboard=config.tensorboard and context.is_main) if context.is_main else None
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
-        scaler.load_state_dict(checkpoint.get("scaler", {}))
+        load_scaler_state(scaler, checkpoint.get("scaler") or {})
         state = _State(int(checkpoint["epoch"]), int(checkpoint["iteration"]), checkpoint.get("epoch_sums"), checkpoint.get("best_value"))
         if history is not None:
             history.rows = list(checkpoint.get("history", []))
@@ -189,6 +189,23 @@ def _train(config: TrainConfig, context: DistContext, resume: str | Path | None)
             print(f"done: {last}" + (f", best {config.best_metric} {state.best_value:.4f} in {best}" if state.best_value is not None else "")
                   + (f"; log {history.csv_path}" + (f", curves {curves}" if curves else "")))
     return TrainResult(output, last, best if best.exists() else None, history.rows if history else [], state.best_value, interrupted)
+
+
+def _grad_scaler(device: torch.device, use_amp: bool) -> torch.amp.GradScaler:
+    """The loss scaler of a run: active for float16 autocast on CUDA, a pass-through otherwise."""
+    return torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
+
+
+def load_scaler_state(scaler: torch.amp.GradScaler, state: dict[str, Any]) -> None:
+    """Restore a checkpoint's loss-scaler state into ``scaler``, when there is one to restore.
+
+    A run without AMP (on the CPU, or ``--amp false``) saves a disabled scaler's empty state, and
+    an enabled GradScaler raises on an empty state: resuming such a run with AMP on starts from a
+    fresh scale instead, which the scaler adjusts within its first steps. A disabled scaler ignores
+    any state (GradScaler.load_state_dict is a no-op then).
+    """
+    if state:
+        scaler.load_state_dict(state)
 
 
 def _train_epoch(

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..evaluation import EvaluationResult, evaluate_detections
+from ..evaluation import EvaluationResult, available_metrics, evaluate_detections
 from ..pipeline import Detections
 from ..postprocess import PostprocessConfig
 from ..runtimes import Detector
@@ -54,9 +54,11 @@ def evaluate_detector(
     dataset: Any,
     batch_size: int = 16,
     progress: bool = True,
-    metrics: Sequence[str] = ("voc07", "voc", "coco"),
+    metrics: Sequence[str] | None = None,
 ) -> EvaluationResult:
-    """VOC and COCO metrics of ``detector`` on ``dataset`` (see :func:`predict_dataset`)."""
+    """VOC and COCO metrics of ``detector`` on ``dataset`` (see :func:`predict_dataset`); ``metrics``
+    None: every metric this machine can compute (COCO's needs pycocotools)."""
+    metrics = available_metrics() if metrics is None else metrics
     predictions, ground_truths = predict_dataset(detector, dataset, batch_size, progress)
     return evaluate_detections(predictions, ground_truths, list(dataset.class_names), metrics=metrics)
 
