@@ -739,7 +739,7 @@ def _set_precision(
     calibrator = entropy_calibrator(
         trt,
         lambda: CalibrationBatches.from_folder(
-            options.calibration_images, metadata.input_size, options.calibration_batch, options.calibration_count
+            options.calibration_images, metadata.input_size, options.calibration_batch, options.calibration_count, metadata.resize
         ),
         options.calibration_batch,
         calibration_cache,
