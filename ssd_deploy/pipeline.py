@@ -26,11 +26,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .errors import ConfigError
 from .images import to_bgr_uint8
-
-RESIZE_METHODS = ("opencv", "torchvision")
-DEFAULT_RESIZE = "opencv"  # every file and checkpoint written before the method was recorded
+from .resizing import DEFAULT_RESIZE, RESIZE_METHODS, check_resize  # noqa: F401  (RESIZE_METHODS: part of this module's API)
 
 
 @dataclass
@@ -105,13 +102,6 @@ def _resize_float(bgr: np.ndarray, input_size: tuple[int, int]) -> torch.Tensor:
     if tuple(rgb.shape[1:]) == tuple(input_size):
         return rgb
     return F.interpolate(rgb[None], size=tuple(input_size), mode="bilinear", align_corners=False)[0]
-
-
-def check_resize(resize: str, where: object) -> str:
-    """``resize`` if it is a known method, else a ConfigError naming ``where`` it came from."""
-    if resize not in RESIZE_METHODS:
-        raise ConfigError(f"{where}: resize method {resize!r} is unknown. Note: expected one of {', '.join(RESIZE_METHODS)}")
-    return resize
 
 
 def to_detections(

@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ExportError
-from ..pipeline import DEFAULT_RESIZE, RESIZE_METHODS
+from ..resizing import DEFAULT_RESIZE, RESIZE_METHODS
 
 CONTRACT_VERSION = 1
 INPUT_NAME = "images"

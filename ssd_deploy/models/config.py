@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from ..pipeline import DEFAULT_RESIZE, check_resize
+from ..resizing import DEFAULT_RESIZE, check_resize
 from ..priors import PriorConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
