@@ -90,8 +90,8 @@ def load(path: Path, device: str | torch.device = "cpu") -> Callable[[Tensor], t
     Raises:
         ExportError: a package of another device type, CUDA asked on a machine without it, or not a package.
     """
+    require_device(device, path)  # no CUDA here is the first thing to say
     check_compiled_device(path, read_metadata(path).get(DEVICE_KEY, "cpu"), device)
-    require_device(device, path)
     runner = _load_package(path, device_index(device))
 
     def run(images: Tensor) -> tuple[Tensor, ...]:
