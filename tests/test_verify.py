@@ -66,13 +66,20 @@ def _spread_model(arch: str) -> nn.Module:
     return _small_head(_measured_batchnorm(model)) if arch == "ssd300_resnet50" else informative_init(model)
 
 
+@pytest.fixture(scope="module")
+def ssdlite_v3(tmp_path_factory):
+    """SSDLite-MobileNetV3 (91 classes, spread weights) and its ONNX export, shared by two tests."""
+    model = _spread_model("ssdlite_mobilenet_v3")
+    return model, export_model(model, tmp_path_factory.mktemp("verify") / "model.onnx", ExportOptions(format="onnx", dynamic_batch=True))
+
+
 @pytest.mark.parametrize("name", [*list_architectures(), *[f"torchvision:{n}" for n in TORCHVISION]])
-def test_flagship_models_export_with_default_verification(name, tmp_path):
-    if name.startswith("torchvision:"):
-        source = _torchvision_weights(name.split(":", 1)[1], tmp_path)
+def test_flagship_models_export_with_default_verification(name, tmp_path, request):
+    if name == "ssdlite_mobilenet_v3":
+        result = request.getfixturevalue("ssdlite_v3")[1]
     else:
-        source = _spread_model(name)
-    result = export_model(source, tmp_path / "model.onnx", ExportOptions(format="onnx", dynamic_batch=True))
+        source = _torchvision_weights(name.split(":", 1)[1], tmp_path) if name.startswith("torchvision:") else _spread_model(name)
+        result = export_model(source, tmp_path / "model.onnx", ExportOptions(format="onnx", dynamic_batch=True))
     comparison = result.verification
     assert comparison.ok, comparison.problems[:3]
     assert comparison.matched >= 100, comparison.summary()  # not vacuous: many detections compared
@@ -95,12 +102,10 @@ def test_tolerances_follow_the_models_conditioning():
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """An SSDLite-MobileNetV3 (91 classes, spread weights) exported to ONNX, its eager graph, the
-    verification batches and the tolerances verification derived for it."""
-    folder = tmp_path_factory.mktemp("verify")
-    model = informative_init(create_model("ssdlite_mobilenet_v3", num_classes=91))
-    result = export_model(model, folder / "model.onnx", ExportOptions(format="onnx", dynamic_batch=True))
+def exported(ssdlite_v3):
+    """The SSDLite-MobileNetV3 export, its eager graph, verification batches other than the
+    export's, and the tolerances verification derived for it."""
+    model, result = ssdlite_v3
     assert result.verification.ok
     spec = GraphSpec(model.priors, model.config.input_size, True, POST, None)
     batches = [sample_batch(model.config.input_size, 3, seed=3), sample_batch(model.config.input_size, 2, seed=4)]
