@@ -5,7 +5,7 @@
     padded outputs -> unpad + rescale to each original image -> Detections
 
 How an image is resized is part of a model's contract: the network saw one interpolation in
-training, and another one moves its scores (torchvision's SSDLite by up to 0.2 on photos).
+training, and another one moves its scores (see the README: up to 0.3 on real photos).
 Each model records its method (``ModelConfig.resize``, the ``resize`` metadata key):
 
 - ``opencv``: ``cv2.resize(INTER_LINEAR)`` of the uint8 image, then / 255. What ssd-deploy
