@@ -3,7 +3,7 @@
     images [N, 3, H, W] RGB in [0, 1]
       -> normalise -> backbone -> heads            (SSD.forward)
       -> decode with priors -> softmax (or sigmoid)  (postprocess.decode_predictions)
-      -> threshold, top-k, class-aware NMS, pad     (postprocess.select_padded)
+      -> candidates, class-aware NMS, best K, pad   (postprocess.Selection)
       -> num_detections [N], boxes [N, K, 4] xyxy in [0, 1], scores [N, K], labels [N, K]
 
 :class:`DecodeModule` stops after decoding, for programs that run their own NMS. Both are what
@@ -19,7 +19,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from .postprocess import PaddedDetections, PostprocessConfig, decode_predictions, select_padded
+from .postprocess import PaddedDetections, PostprocessConfig, Selection, decode_predictions
 
 
 def _uses_sigmoid(model: nn.Module, sigmoid: bool | None) -> bool:
@@ -63,7 +63,9 @@ class DecodeModule(nn.Module):
 class DeployModule(DecodeModule):
     """Network, decoding and NMS with the fixed-size padded output contract.
 
-    The thresholds are plain attributes (not the dataclass) so TorchScript can compile ``forward``.
+    ``nms_backend`` names the NMS of the graph being built (``operator`` for eager PyTorch and
+    ONNX, ``tensor`` for TorchScript, ``torchvision`` for AOTInductor; see
+    :mod:`ssd_deploy.postprocess.nms`); every backend keeps the same detections.
     """
 
     def __init__(
@@ -72,28 +74,16 @@ class DeployModule(DecodeModule):
         postprocess: PostprocessConfig = PostprocessConfig(),
         priors: Tensor | None = None,
         sigmoid: bool | None = None,
-        torchvision_nms: bool = False,
+        nms_backend: str = "operator",
     ) -> None:
         super().__init__(model, priors, sigmoid)
         self.postprocess = postprocess
-        self.torchvision_nms = torchvision_nms  # see postprocess.select_padded
-        self.score_threshold = float(postprocess.score_threshold)
-        self.iou_threshold = float(postprocess.iou_threshold)
-        self.max_detections = int(postprocess.max_detections)
-        self.topk_candidates = int(postprocess.topk_candidates)
+        self.select = Selection(postprocess, nms_backend)
 
     def forward(self, images: Tensor) -> PaddedDetections:
         loc, logits = self.model(images)
         boxes, scores = decode_predictions(loc, logits, self.priors, sigmoid=self.sigmoid)
-        return select_padded(
-            boxes,
-            scores,
-            self.score_threshold,
-            self.iou_threshold,
-            self.max_detections,
-            self.topk_candidates,
-            self.torchvision_nms,
-        )
+        return self.select(boxes, scores)
 
 
 class CastNetwork(nn.Module):

@@ -10,16 +10,16 @@ import torch
 from torchvision.ops import batched_nms, box_iou, nms
 
 from ssd_deploy.export.onnx import CUSTOM_TRANSLATIONS
-from ssd_deploy.grouped_nms import grouped_nms, offset_nms_mask
 from ssd_deploy.postprocess import (
+    NMS_BACKENDS,
     PaddedDetections,
     PostprocessConfig,
-    _grouped_nms_mask,
+    Selection,
     decode_predictions,
-    postprocess,
     select_detections,
-    select_padded,
 )
+from ssd_deploy.postprocess.grouped_nms import grouped_nms, offset_nms_mask
+from ssd_deploy.postprocess.nms import TensorNms
 
 NUM_CLASSES = 4  # background included
 NUM_PRIORS = 300
@@ -75,8 +75,10 @@ CONFIG = PostprocessConfig(score_threshold=0.2, iou_threshold=0.45, max_detectio
     [
         (CONFIG, "topk"),
         (PostprocessConfig(score_threshold=0.05, iou_threshold=0.6, max_detections=40, topk_candidates=80), "max"),
+        # The best 300 of the 900 (prior, class) pairs enter NMS, and more than 40 survive: exact.
+        (PostprocessConfig(score_threshold=0.05, iou_threshold=0.6, max_detections=40, topk_candidates=80, pre_nms_topk=300), "max"),
     ],
-    ids=["topk_binds", "max_detections_binds"],
+    ids=["topk_binds", "max_detections_binds", "pre_selection_binds"],
 )
 def test_select_detections_equals_per_image_reference(config, binding, assert_same_detections):
     boxes, scores = _inputs(seed=0, num_images=3)
@@ -171,10 +173,6 @@ def test_decode_predictions_clips_boxes_and_returns_probabilities():
     assert boxes.min().item() >= 0.0 and boxes.max().item() <= 1.0
     assert (boxes[..., 0] == 0).any()  # the first prior sticks out to the left: clipped
     assert (scores.sum(dim=-1) - 1).abs().max().item() <= 1e-6
-    full = postprocess(loc, logits, priors, CONFIG)
-    direct = select_detections(boxes, scores, CONFIG)
-    for a, b in zip(full, direct):
-        assert torch.equal(a, b)
 
 
 def test_nms_decision_does_not_depend_on_position_in_batch():
@@ -199,7 +197,7 @@ def test_nms_decision_does_not_depend_on_position_in_batch():
 
 
 def _grouped_candidates(seed: int, num_images: int = 3, groups: int = 5, k: int = 60):
-    """Per-class candidate lists as select_padded builds them: boxes [N, G, k, 4], scores [N, G, k]."""
+    """Per-class candidate lists as Selection builds them: boxes [N, G, k, 4], scores [N, G, k]."""
     boxes, scores = _inputs(seed, num_images, num_priors=k * groups)
     return boxes.reshape(num_images, groups, k, 4), scores[..., 1].reshape(num_images, groups, k).contiguous()
 
@@ -225,30 +223,32 @@ def test_every_grouped_nms_implementation_keeps_what_per_group_nms_keeps():
     assert torch.equal(offset_nms_mask(boxes, scores, 0.45, 0.2), expected)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; LibTorch still loads it
-        scripted = torch.jit.script(_scripted_mask)
+        scripted = torch.jit.script(TensorNms())
     assert torch.equal(scripted(boxes, scores, 0.45, 0.2), expected)
 
 
-def _scripted_mask(boxes: torch.Tensor, scores: torch.Tensor, iou: float, threshold: float) -> torch.Tensor:
-    return _grouped_nms_mask(boxes, scores, iou, threshold, False)
-
-
 class _Select(torch.nn.Module):
+    def __init__(self, config: PostprocessConfig) -> None:
+        super().__init__()
+        self.select = Selection(config)
+
     def forward(self, boxes: torch.Tensor, scores: torch.Tensor):
-        return tuple(select_padded(boxes, scores, 0.2, 0.45, 100, 50))
+        return tuple(self.select(boxes, scores))
 
 
-def test_onnx_translation_of_grouped_nms_matches_eager(tmp_path):
+@pytest.mark.parametrize("pre_nms_topk", [0, 200], ids=["all_candidates", "pre_selected"])
+def test_onnx_translation_of_grouped_nms_matches_eager(tmp_path, pre_nms_topk):
     """The exported selection (one NonMaxSuppression over images x classes) against eager PyTorch,
     run by ONNX Runtime: identical detections."""
     onnxruntime = pytest.importorskip("onnxruntime")
     boxes, scores = _inputs(seed=12, num_images=3)
+    config = PostprocessConfig(score_threshold=0.2, iou_threshold=0.45, max_detections=100, topk_candidates=50, pre_nms_topk=pre_nms_topk)
     path = tmp_path / "select.onnx"
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            _Select(), (boxes, scores), dynamo=True, dynamic_shapes=({0: batch}, {0: batch}),
+            _Select(config), (boxes, scores), dynamo=True, dynamic_shapes=({0: batch}, {0: batch}),
             custom_translation_table=CUSTOM_TRANSLATIONS, verbose=False,
         )
     program.save(str(path))
@@ -258,7 +258,70 @@ def test_onnx_translation_of_grouped_nms_matches_eager(tmp_path):
     names = [i.name for i in session.get_inputs()]
     for count in (3, 1):  # the batch is free
         got = session.run(None, {names[0]: boxes[:count].numpy(), names[1]: scores[:count].numpy()})
-        expected = select_padded(boxes[:count], scores[:count], 0.2, 0.45, 100, 50)
+        expected = select_detections(boxes[:count], scores[:count], config)
         assert expected.num_detections.min() > 10
         for ours, theirs in zip(expected, got):
             assert torch.equal(ours, torch.from_numpy(theirs))
+
+
+def _prefix_of(short: PaddedDetections, full: PaddedDetections) -> bool:
+    """Whether each image's detections in ``short`` are the first ones of ``full`` (bit for bit)."""
+    for i, n in enumerate(short.num_detections.tolist()):
+        for a, b in zip(_image(short, i), _image(full, i)):
+            if not torch.equal(a, b[:n]):
+                return False
+    return True
+
+
+def test_pre_selection_gives_the_first_detections_of_the_exact_result():
+    # Boxes in 3 tight clusters, so NMS removes most candidates: among the best 60 pairs fewer
+    # than max_detections survive, and the result is then a shorter prefix of the exact one.
+    boxes, scores = _inputs(seed=21, num_images=2, num_priors=400, sharpness=1.0)
+    jitter = 0.001 * torch.rand(2, 400, 4, generator=torch.Generator().manual_seed(21))
+    boxes = boxes[:, :3].repeat(1, 134, 1)[:, :400] + jitter
+    exact = select_detections(boxes, scores, PostprocessConfig(0.05, 0.45, 100, 200, pre_nms_topk=0))
+    counts = {}
+    for pre_nms_topk in (5, 60, 1200):
+        short = select_detections(boxes, scores, PostprocessConfig(0.05, 0.45, 100, 200, pre_nms_topk=pre_nms_topk))
+        assert _prefix_of(short, exact), pre_nms_topk
+        counts[pre_nms_topk] = short.num_detections
+    assert (exact.num_detections >= 6).all()
+    assert (1 <= counts[5]).all() and (counts[5] < exact.num_detections).all()  # truncated: a shorter prefix
+    assert torch.equal(counts[60], exact.num_detections) and torch.equal(counts[1200], exact.num_detections)
+
+
+def test_pre_selection_keeps_the_per_class_cap(assert_same_detections):
+    # Class 3 holds the best score of every prior: the best 150 pairs are all of class 3 but only
+    # its best 20 (topk_candidates) may enter NMS, as in torchvision's per-class selection.
+    boxes, scores = _inputs(seed=22, num_images=2, sharpness=1.0)
+    scores[..., 3] += 1.0
+    config = PostprocessConfig(score_threshold=0.05, iou_threshold=0.45, max_detections=10, topk_candidates=20, pre_nms_topk=150)
+    detections = select_detections(boxes, scores, config)
+    for i in range(2):
+        expected = reference_detections(boxes[i], scores[i], config)
+        assert expected[1].numel() == 10 and set(expected[2].tolist()) == {3}
+        assert_same_detections(_image(detections, i), expected, box_atol=0.0, score_atol=0.0)
+
+
+@pytest.mark.parametrize("pre_nms_topk", [0, 300], ids=["all_candidates", "pre_selected"])
+def test_every_nms_backend_selects_the_same_detections(pre_nms_topk):
+    boxes, scores = _inputs(seed=23, num_images=3)
+    config = PostprocessConfig(score_threshold=0.05, iou_threshold=0.5, max_detections=60, topk_candidates=80, pre_nms_topk=pre_nms_topk)
+    expected = Selection(config, "operator")(boxes, scores)
+    assert (expected.num_detections > 20).all()
+    for backend in NMS_BACKENDS:
+        selection = Selection(config, backend)
+        if backend == "tensor":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                selection = torch.jit.script(selection)
+        for ours, theirs in zip(expected, selection(boxes, scores)):
+            assert torch.equal(ours, theirs), backend
+
+
+def test_postprocess_config_refuses_negative_settings():
+    with pytest.raises(ValueError, match="score_threshold"):
+        PostprocessConfig(score_threshold=-0.1)
+    with pytest.raises(ValueError, match="pre_nms_topk"):
+        PostprocessConfig(pre_nms_topk=-1)
+    assert PostprocessConfig(pre_nms_topk=50).exact == PostprocessConfig(pre_nms_topk=0)

@@ -9,7 +9,7 @@ import torch
 from torchvision.ops import batched_nms
 from torchvision.ops.boxes import _batched_nms_vanilla
 
-from ssd_deploy.tensor_nms import batched_nms_tensor
+from ssd_deploy.postprocess.tensor_nms import batched_nms_tensor
 
 
 def _random_case(seed: int, num: int, groups: int, tied: bool):

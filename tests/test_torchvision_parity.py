@@ -100,6 +100,7 @@ def test_detections_equal(pair, assert_same_detections):
         iou_threshold=tv.nms_thresh,
         max_detections=tv.detections_per_img,
         topk_candidates=tv.topk_candidates,
+        pre_nms_topk=0,  # exactness asked: every candidate enters NMS, as in torchvision
     )
     with torch.no_grad():
         expected = tv(list(images))
@@ -192,7 +193,7 @@ def test_ssd_detect_on_real_photos_gives_torchvisions_detections(name, real_phot
     torch.save(tv.state_dict(), weights)
     out, score = tmp_path / "out", PHOTO_SCORES[name]
     # torchvision's own NMS settings for this model (SSDLite: IoU 0.55, 300 detections)
-    settings = ["--score", str(score), "--iou", str(tv.nms_thresh), "--max-det", str(tv.detections_per_img)]
+    settings = ["--score", str(score), "--iou", str(tv.nms_thresh), "--max-det", str(tv.detections_per_img), "--pre-nms-topk", "0"]
     assert detect_main([*map(str, real_photos), "--model", str(weights), *settings, "--out", str(out)]) == 0
     records = {json.loads(path.read_text())["image"]: json.loads(path.read_text()) for path in out.glob("*.json")}
     assert sorted(records) == sorted(map(str, real_photos))

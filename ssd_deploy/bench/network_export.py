@@ -62,7 +62,7 @@ class NetworkSpec:
     batch: int | None = None
     nms: bool = False
 
-    def build(self, network: nn.Module, torchvision_nms: bool = False) -> nn.Module:
+    def build(self, network: nn.Module, nms_backend: str = "operator") -> nn.Module:
         return NetworkGraph(network).eval()  # no NMS in it
 
 
@@ -76,7 +76,7 @@ def file_names(kind: FileKind, settings: ExportSettings) -> tuple[str, str]:
         tag += f"-{torch.device(settings.device).type}"
     post = settings.postprocess
     if post != PostprocessConfig():
-        tag += f"-s{post.score_threshold:g}-iou{post.iou_threshold:g}-k{post.max_detections}-top{post.topk_candidates}"
+        tag += f"-s{post.score_threshold:g}-iou{post.iou_threshold:g}-k{post.max_detections}-top{post.topk_candidates}-pre{post.pre_nms_topk}"
     return f"{tag}{suffix}", f"{tag}-network{suffix}"
 
 

@@ -7,6 +7,13 @@ import sys
 from typing import Callable
 
 from ..errors import SSDDeployError
+from ..postprocess import DEFAULT_PRE_NMS_TOPK
+
+PRE_NMS_TOPK_HELP = (
+    f"per image, only the best this many candidates over all classes enter NMS, as in TensorRT's EfficientNMS "
+    f"(default {DEFAULT_PRE_NMS_TOPK}); the detections are then the first ones of the exact result, all of them "
+    "unless fewer than --max-det survive NMS among those candidates; 0: every candidate, exactly torchvision's selection"
+)
 
 
 class _StderrHandler(logging.Handler):

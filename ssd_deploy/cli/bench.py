@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..bench.latency import LatencyConfig, run_latency
 from ..bench.parity import DEFAULT_TOLERANCES, ParityConfig, run_parity
+from . import PRE_NMS_TOPK_HELP
 from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES
 from ..training.config import DATA_FORMATS
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="score threshold inside every exported graph, the pytorch runtime and the baseline (the paper's "
                          "evaluation setting by default; a deployment's higher threshold leaves NMS fewer candidates)")
     latency.add_argument("--topk", type=int, default=defaults.topk_candidates, help="candidates per class entering NMS (same places)")
+    latency.add_argument("--pre-nms-topk", type=int, default=defaults.pre_nms_topk, help=PRE_NMS_TOPK_HELP + " (same places but the baseline, which has no such option)")
     latency.add_argument("--no-baseline", action="store_true", help="skip torchvision's eager pipeline")
     latency.add_argument("--no-split", action="store_true", help="skip the network-only runs (post-processing then = host part only)")
     _common(latency)
@@ -115,7 +117,7 @@ def _latency(args: argparse.Namespace) -> int:
         batch_sizes=tuple(args.batch_sizes), warmup=args.warmup, iterations=args.iterations, max_seconds=args.max_seconds,
         threads=args.threads, device=args.device, images=args.images, image_size=tuple(args.image_size),
         calibration=args.calib, calibration_images=args.calib_images, baseline=not args.no_baseline, split=not args.no_split,
-        postprocess=PostprocessConfig(score_threshold=args.score, topk_candidates=args.topk),
+        postprocess=PostprocessConfig(score_threshold=args.score, topk_candidates=args.topk, pre_nms_topk=args.pre_nms_topk),
         verify=not args.no_verify, export_jobs=args.export_jobs, progress=not args.no_progress,
     )
     report = run_latency(args.models, config, args.out, on_progress=lambda partial: partial.write(args.out, plot=False))

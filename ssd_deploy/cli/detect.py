@@ -16,7 +16,8 @@ from ..draw import draw_detections
 from ..errors import ImageReadError, SSDDeployError
 from ..images import list_images, read_image, write_image
 from ..models import create_model, list_architectures
-from ..postprocess import PostprocessConfig
+from . import PRE_NMS_TOPK_HELP
+from ..postprocess import DEFAULT_PRE_NMS_TOPK, PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, Detector, available, load, runtime_for_file
 from ..runtimes.pytorch import PyTorchRunner
 from . import run_cli
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     thresholds.add_argument("--iou", type=float, default=0.45, help="IoU threshold of the class-aware NMS (checkpoints only)")
     thresholds.add_argument("--max-det", type=int, default=200, help="maximum detections per image (checkpoints only)")
+    thresholds.add_argument("--pre-nms-topk", type=int, default=DEFAULT_PRE_NMS_TOPK, help=PRE_NMS_TOPK_HELP + " (checkpoints only)")
     parser.add_argument("--out", type=Path, default=Path("runs/detect"), help="output folder (never an input is overwritten)")
     parser.add_argument("--batch-size", type=int, default=8, help="images per network call (a fixed-batch file uses its own)")
     return parser
@@ -81,7 +83,7 @@ def print_runtimes() -> None:
 
 
 def _detector(args: argparse.Namespace) -> Detector:
-    postprocess = PostprocessConfig(score_threshold=DEFAULT_SCORE if args.score is None else args.score, iou_threshold=args.iou, max_detections=args.max_det)
+    postprocess = PostprocessConfig(score_threshold=DEFAULT_SCORE if args.score is None else args.score, iou_threshold=args.iou, max_detections=args.max_det, pre_nms_topk=args.pre_nms_topk)
     if args.model is None:
         if args.arch is None:
             raise SSDDeployError("ssd-detect: give --model FILE, or --arch NAME for an untrained model")

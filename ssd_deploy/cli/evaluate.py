@@ -11,6 +11,7 @@ from ..checkpoint import atomic_write
 from ..data.dataset import load_dataset
 from ..draw import draw_detections
 from ..images import read_image, write_image
+from . import PRE_NMS_TOPK_HELP
 from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, load, runtime_for_file
 from ..training.config import DATA_FORMATS
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--score", type=float, default=PAPER.score_threshold, help="checkpoints: score threshold")
     parser.add_argument("--iou", type=float, default=PAPER.iou_threshold, help="checkpoints: NMS IoU threshold")
     parser.add_argument("--max-det", type=int, default=PAPER.max_detections, help="checkpoints: detections kept per image")
+    parser.add_argument("--pre-nms-topk", type=int, default=PAPER.pre_nms_topk, help="checkpoints: " + PRE_NMS_TOPK_HELP)
     parser.add_argument("--batch-size", type=int, default=8, help="images per network call")
     parser.add_argument("--metrics", nargs="+", default=["voc07", "voc", "coco"], choices=["voc07", "voc", "coco"], help="metrics to compute")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"), help="output folder for metrics.json and drawn images")
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {}
     runtime = runtime_for_file(args.model) if args.runtime == "auto" else args.runtime
     if runtime == "pytorch":
-        options["postprocess"] = PostprocessConfig(args.score, args.iou, args.max_det)
+        options["postprocess"] = PostprocessConfig(args.score, args.iou, args.max_det, pre_nms_topk=args.pre_nms_topk)
     detector = load(args.model, runtime=args.runtime, device=args.device, precision=args.precision, max_batch=args.batch_size, **options)
     built_in = detector.metadata.score_threshold
     if built_in > PAPER.score_threshold:

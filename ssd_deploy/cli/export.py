@@ -11,6 +11,7 @@ from ..export import FORMATS, ExportOptions, export_model
 from ..export.int8 import CALIBRATION_METHODS, QUANTIZERS
 from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
 from ..export.verify import verification_images
+from . import PRE_NMS_TOPK_HELP
 from ..postprocess import PostprocessConfig
 from . import run_cli
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iou", type=float, default=defaults.iou_threshold, help="IoU threshold of the class-aware NMS")
     parser.add_argument("--max-det", type=int, default=defaults.max_detections, help="K: detections kept per image")
     parser.add_argument("--topk", type=int, default=defaults.topk_candidates, help="candidates per class entering NMS")
+    parser.add_argument("--pre-nms-topk", type=int, default=defaults.pre_nms_topk, help=PRE_NMS_TOPK_HELP)
     parser.add_argument(
         "--fp16", action="store_true", help="network in float16 (inputs, outputs, decoding and NMS stay float32)"
     )
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         batch=args.batch,
         opset=args.opset,
         postprocess=PostprocessConfig(
-            score_threshold=args.score, iou_threshold=args.iou, max_detections=args.max_det, topk_candidates=args.topk
+            score_threshold=args.score, iou_threshold=args.iou, max_detections=args.max_det, topk_candidates=args.topk,
+            pre_nms_topk=args.pre_nms_topk,
         ),
         fp16=args.fp16,
         verify=args.verify,

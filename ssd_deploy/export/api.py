@@ -265,6 +265,7 @@ def describe_model(
         iou_threshold=postprocess.iou_threshold,
         max_detections=postprocess.max_detections,
         topk_candidates=postprocess.topk_candidates,
+        pre_nms_topk=postprocess.pre_nms_topk,
         batch=batch,
         precision=precision,
         model_config=config.to_dict(),

@@ -89,13 +89,13 @@ class GraphSpec:
     batch: int | None
     sigmoid: bool = False  # per-class sigmoid scores (focal-loss models) instead of softmax
 
-    def build(self, network: nn.Module, torchvision_nms: bool = False) -> nn.Module:
+    def build(self, network: nn.Module, nms_backend: str = "operator") -> nn.Module:
         """The graph around ``network`` (an SSD, possibly traced or cast), in eval mode.
-        ``torchvision_nms``: NMS as ``torchvision::nms`` (AOTInductor), see :mod:`ssd_deploy.grouped_nms`."""
+        ``nms_backend``: the NMS this kind of graph can hold, see :mod:`ssd_deploy.postprocess.nms`."""
         height, width = self.input_size
         batch = -1 if self.batch is None else self.batch
         if self.nms:
-            graph: nn.Module = DetectionsGraph(DeployModule(network, self.postprocess, self.priors, self.sigmoid, torchvision_nms), height, width, batch)
+            graph: nn.Module = DetectionsGraph(DeployModule(network, self.postprocess, self.priors, self.sigmoid, nms_backend), height, width, batch)
         else:
             graph = DecodedGraph(DecodeModule(network, self.priors, self.sigmoid), height, width, batch)
         return graph.eval()

@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ExportError
+from ..postprocess.config import PostprocessConfig
 from ..resizing import DEFAULT_RESIZE, RESIZE_METHODS
 
 CONTRACT_VERSION = 1
@@ -44,8 +45,9 @@ class ExportMetadata:
         class_names: names by label index, background at 0.
         input_size: (height, width) in pixels. mean, std: RGB normalisation done in the graph.
         nms: outputs are the padded detections (True) or decoded boxes and scores (False).
-        score_threshold, iou_threshold, max_detections, topk_candidates: NMS settings
-            (``max_detections`` is K).
+        score_threshold, iou_threshold, max_detections, topk_candidates, pre_nms_topk: NMS
+            settings (``max_detections`` is K; see :class:`~ssd_deploy.postprocess.PostprocessConfig`).
+            Files written before ``pre_nms_topk`` existed read as 0 (no pre-selection).
         batch: the fixed batch size, or None when the batch dimension is dynamic.
         precision: ``fp32``, ``fp16``, ``bf16`` or ``int8`` (the network's arithmetic; inputs and outputs are float32).
         resize: the host's resize method for this model (:data:`ssd_deploy.pipeline.RESIZE_METHODS`).
@@ -66,6 +68,7 @@ class ExportMetadata:
     precision: str
     model_config: dict[str, Any] = field(default_factory=dict, compare=False)
     resize: str = DEFAULT_RESIZE
+    pre_nms_topk: int = 0
     contract_version: int = CONTRACT_VERSION
     ssd_deploy_version: str = __version__
 
@@ -76,6 +79,11 @@ class ExportMetadata:
     @property
     def output_names(self) -> tuple[str, ...]:
         return NMS_OUTPUTS if self.nms else DECODED_OUTPUTS
+
+    @property
+    def postprocess(self) -> PostprocessConfig:
+        """The NMS settings the graph (or, without NMS in it, the host) applies."""
+        return PostprocessConfig(self.score_threshold, self.iou_threshold, self.max_detections, self.topk_candidates, self.pre_nms_topk)
 
     @property
     def num_classes(self) -> int:
@@ -102,6 +110,7 @@ class ExportMetadata:
             "iou_threshold": self.iou_threshold,
             "max_detections": self.max_detections,
             "topk_candidates": self.topk_candidates,
+            "pre_nms_topk": self.pre_nms_topk,
             "batch": self.batch if self.batch is not None else "dynamic",
             "precision": self.precision,
             "model_config": self.model_config,
@@ -145,6 +154,7 @@ class ExportMetadata:
                 precision=str(values["precision"]),
                 model_config=dict(values.get("model_config") or {}),
                 resize=resize,
+                pre_nms_topk=int(values.get("pre_nms_topk", 0)),
                 contract_version=version,
                 ssd_deploy_version=str(values.get("ssd_deploy_version", "unknown")),
             )

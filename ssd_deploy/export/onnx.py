@@ -1,7 +1,7 @@
 """ONNX files through the exporter PyTorch recommends (``torch.onnx.export(..., dynamo=True)``).
 
 ``torch.export`` captures the graph; our NMS operator (``ssd_deploy::grouped_nms``) is translated
-to the standard ``NonMaxSuppression`` (:func:`ssd_deploy.grouped_nms.onnx_translation`), so the
+to the standard ``NonMaxSuppression`` (:func:`ssd_deploy.postprocess.grouped_nms.onnx_translation`), so the
 file has no custom operators.
 Metadata goes into ``metadata_props``. The file is checked (``onnx.checker`` full check, which
 includes shape inference) before it is written.
@@ -19,7 +19,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from .. import grouped_nms
+from ..postprocess import grouped_nms
 from ..errors import ExportError
 from .graph import GraphSpec
 from .metadata import DECODED_OUTPUTS, INPUT_NAME, NMS_OUTPUTS

@@ -40,7 +40,7 @@ DYNAMIC_THREADS = True
 
 def write(network: nn.Module, spec: GraphSpec, example: Tensor, path: Path, metadata: dict[str, str]) -> None:
     """``torch.export`` the graph on ``example`` and package it with AOTInductor at ``path``."""
-    graph = spec.build(network, torchvision_nms=True)
+    graph = spec.build(network, nms_backend="torchvision")
     dynamic_shapes = None if spec.batch is not None else {INPUT_NAME: {0: torch.export.Dim("batch", min=1, max=1024)}}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # deprecations inside torchvision's meta kernels

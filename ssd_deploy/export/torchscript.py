@@ -2,7 +2,7 @@
 
 The network (convolutions only, no control flow) is traced; decoding and NMS are scripted, so the
 number of detections stays data-dependent and the batch size free. NMS inside is the plain-tensor
-:func:`ssd_deploy.tensor_nms.batched_nms_tensor`, so the file loads in LibTorch (C++) without
+:func:`ssd_deploy.postprocess.tensor_nms.batched_nms_tensor`, so the file loads in LibTorch (C++) without
 torchvision's operator library. The metadata is the extra file ``metadata.json``
 (``torch::jit::load(path, device, extra_files)`` in C++).
 """
@@ -32,7 +32,7 @@ def write(network: nn.Module, spec: GraphSpec, example: Tensor, path: Path, meta
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         with torch.no_grad():
             traced = torch.jit.trace(network.eval(), example, check_trace=False)
-        scripted = torch.jit.script(spec.build(traced))
+        scripted = torch.jit.script(spec.build(traced, nms_backend="tensor"))
         scripted.save(str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
 
 

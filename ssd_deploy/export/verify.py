@@ -23,7 +23,7 @@ from ..deploy import DecodeModule
 from ..errors import SSDDeployError
 from ..images import list_images, read_image
 from ..pipeline import preprocess
-from ..postprocess import PostprocessConfig, select_padded
+from ..postprocess import PostprocessConfig, select_detections
 
 # The tightest tolerances of a float32 file: a well-conditioned network reproduces the eager graph
 # to these (measured on SSDLite-MobileNetV2: scores within 6e-8, boxes within 4e-7).
@@ -160,7 +160,7 @@ def verify_recall(
 ) -> Comparison:
     """Check a reduced-precision file (INT8) against the float graph by :class:`RecallCriterion`.
 
-    Files without NMS get the shared selection (:func:`select_padded`) applied to both runs first.
+    Files without NMS get the shared selection (:func:`select_detections`) applied to both runs first.
     """
     result = Comparison("recall", Tolerances(score_atol=criterion.score_margin, min_iou=criterion.min_iou))
     for batch, expected, actual in _run_both(reference, run, batches):
@@ -186,4 +186,4 @@ def verify_recall(
 
 def _select(outputs: Sequence[Tensor], post: PostprocessConfig) -> tuple[Tensor, ...]:
     boxes, scores = (t.detach().cpu().float() for t in outputs)
-    return tuple(select_padded(boxes, scores, post.score_threshold, post.iou_threshold, post.max_detections, post.topk_candidates))
+    return tuple(select_detections(boxes, scores, post))

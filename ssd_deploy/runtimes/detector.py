@@ -18,7 +18,7 @@ import torch
 
 from ..errors import SSDDeployError
 from ..pipeline import Detections, preprocess, to_detections
-from ..postprocess import select_padded
+from ..postprocess import select_detections
 from .base import Runner
 
 
@@ -130,9 +130,7 @@ class Detector:
         start = time.perf_counter()
         if not metadata.nms:  # a file without NMS: the same selection code as the exported graphs
             boxes, scores = (torch.from_numpy(outputs[name]) for name in ("boxes", "scores"))
-            padded = select_padded(
-                boxes, scores, metadata.score_threshold, metadata.iou_threshold, metadata.max_detections, metadata.topk_candidates
-            )
+            padded = select_detections(boxes, scores, metadata.postprocess)
             outputs = {"num_detections": padded.num_detections, "boxes": padded.boxes, "scores": padded.scores, "labels": padded.labels}
         detections = to_detections(
             outputs["num_detections"], outputs["boxes"], outputs["scores"], outputs["labels"], sizes, metadata.class_names

@@ -4,8 +4,7 @@ SSD's selection keeps, per image and foreground class, the best ``k`` priors, an
 within each (image, class) group. That is exactly ONNX's ``NonMaxSuppression`` with its
 ``[batches, classes, boxes]`` layout: runtimes (ONNX Runtime, OpenVINO, TensorRT's NMS layer)
 loop over groups in native code, so the cost grows with the candidates of one group, not with
-the square of all candidates of a batch, as one ``torchvision.ops.nms`` over offset boxes does
-(that took 64% of batch-8 latency on ONNX Runtime at score 0.01).
+the square of all candidates of a batch, as one ``torchvision.ops.nms`` over offset boxes does.
 
 ``torch.export`` cannot express a loop over groups, so the selection is the custom operator
 ``ssd_deploy::grouped_nms`` (a torch.library op; candidate boxes and scores in, a keep mask out, static shapes):
@@ -13,8 +12,8 @@ the square of all candidates of a batch, as one ``torchvision.ops.nms`` over off
 - eager PyTorch runs it with ``torchvision.ops.batched_nms``, one image at a time;
 - the ONNX exporter translates it to one ``NonMaxSuppression`` over ``N * G`` batches of one class
   (:func:`onnx_translation`), so ONNX files stay standard operators only;
-- TorchScript files use :func:`ssd_deploy.tensor_nms.batched_nms_tensor` instead (they must load
-  in LibTorch without our or torchvision's operator library), see :mod:`ssd_deploy.postprocess`;
+- TorchScript files use :func:`ssd_deploy.postprocess.tensor_nms.batched_nms_tensor` instead (they
+  must load in LibTorch without our or torchvision's operator library), see :mod:`.nms`;
 - AOTInductor packages use ``torchvision::nms`` (:func:`offset_nms_mask`), which C++ programs can
   load from torchvision's library.
 """

@@ -1,0 +1,121 @@
+"""Selection: decoded boxes and class probabilities to the padded detections of each image.
+
+    scores [N, P, C], boxes [N, P, 4]
+      -> candidates: per image and foreground class, the best ``topk_candidates`` priors
+         (optionally only those among the image's best ``pre_nms_topk`` over all classes)
+      -> class-aware NMS within each (image, class) group (the graph's NMS backend, :mod:`.nms`)
+      -> the best ``max_detections`` kept, by decreasing score, zero-padded (:class:`PaddedDetections`)
+
+Every shape is static but the batch, so exporters need no data-dependent sizes.
+
+Why pre-selection is safe. Greedy NMS decides a candidate from better-scoring candidates of its
+own class only, and the output is the best kept candidates over all classes. So NMS over the
+best ``pre_nms_topk`` candidates of an image (a prefix of them by score) keeps exactly the
+candidates the full NMS keeps in that prefix, and those are the best of all kept candidates: the
+result is the first detections of the exact result, and is the whole exact result when the
+prefix holds all candidates above the threshold or at least ``max_detections`` survive NMS in
+it. What it saves: with 91 classes at score 0.01 an untrained or weak model puts all 400 priors
+of every class into NMS (36,400 boxes), most of which cannot reach the output.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .config import PaddedDetections, PostprocessConfig
+from .nms import nms_backend
+
+
+class Selection(nn.Module):
+    """Candidates, NMS, best ``max_detections``: ``(boxes [N, P, 4] xyxy, scores [N, P, C])`` ->
+    :class:`PaddedDetections`, sorted by decreasing score within each image.
+
+    The settings are plain attributes (TorchScript does not take dataclasses); ``backend`` names
+    the NMS for the graph being built (:data:`~ssd_deploy.postprocess.nms.NMS_BACKENDS`).
+    """
+
+    def __init__(self, config: PostprocessConfig = PostprocessConfig(), backend: str = "operator") -> None:
+        super().__init__()
+        self.nms = nms_backend(backend)
+        self.score_threshold = float(config.score_threshold)
+        self.iou_threshold = float(config.iou_threshold)
+        self.max_detections = int(config.max_detections)
+        self.topk_candidates = int(config.topk_candidates)
+        self.pre_nms_topk = int(config.pre_nms_topk)
+
+    def forward(self, boxes: Tensor, scores: Tensor) -> PaddedDetections:
+        num_images, num_priors, num_classes = scores.size(0), scores.size(1), scores.size(2)
+        groups = num_classes - 1
+        pre_selected = self.pre_nms_topk > 0 and self.pre_nms_topk < num_priors * groups
+        if pre_selected:
+            top_scores, top_prior = self._pre_selected(scores)
+        else:
+            top_scores, top_prior = self._per_class(scores)
+        k = top_scores.size(2)
+        # Boxes of each candidate: [N, G, k, 4]. Rows of the flattened boxes (one Gather of whole
+        # rows), not a gather with the index expanded to 4 columns, which costs more than NMS.
+        first_row = torch.arange(num_images, device=boxes.device).reshape(num_images, 1, 1) * num_priors
+        rows = (top_prior + first_row).reshape(-1)
+        top_boxes = boxes.reshape(num_images * num_priors, 4).index_select(0, rows).reshape(num_images, groups, k, 4)
+        keep = self.nms(top_boxes, top_scores, self.iou_threshold, self.score_threshold)
+        return self._best_kept(top_boxes, top_scores, keep)
+
+    def _per_class(self, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """Per image and foreground class, the best k priors: scores and prior indices [N, G, k]."""
+        k = min(self.topk_candidates, scores.size(1))
+        top_scores, top_prior = scores[:, :, 1:].transpose(1, 2).topk(k, dim=2)
+        return top_scores, top_prior
+
+    def _pre_selected(self, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`_per_class`'s layout holding only candidates among the image's best
+        ``pre_nms_topk`` (prior, class) pairs; empty slots score -1 (below any threshold)."""
+        num_images, num_priors, groups = scores.size(0), scores.size(1), scores.size(2) - 1
+        best, index = scores[:, :, 1:].reshape(num_images, num_priors * groups).topk(self.pre_nms_topk, dim=1)
+        prior = torch.div(index, groups, rounding_mode="floor")
+        label = index - prior * groups
+        # Rank of each pair within its class (pairs come by decreasing score): the per-class cap.
+        classes = torch.arange(groups, device=scores.device)
+        one_hot = (label.unsqueeze(2) == classes).to(torch.int32)
+        rank = one_hot.cumsum(dim=1).gather(2, label.unsqueeze(2)).squeeze(2) - 1
+        k = min(self.topk_candidates, num_priors, self.pre_nms_topk)
+        # Pairs past the cap go to one spare slot at the end, cut off below (their values collide there).
+        slot = torch.where(rank < k, label * k + rank, torch.full_like(label, groups * k))
+        slot_scores = torch.full((num_images, groups * k + 1), -1.0, dtype=scores.dtype, device=scores.device)
+        slot_scores = slot_scores.scatter(1, slot, best)
+        slot_prior = torch.zeros((num_images, groups * k + 1), dtype=prior.dtype, device=prior.device).scatter(1, slot, prior)
+        return slot_scores[:, : groups * k].reshape(num_images, groups, k), slot_prior[:, : groups * k].reshape(num_images, groups, k)
+
+    def _best_kept(self, top_boxes: Tensor, top_scores: Tensor, keep: Tensor) -> PaddedDetections:
+        """The best max_detections kept candidates of each image, by decreasing score, padded: a
+        fixed-size top-k over all candidates with the dropped ones scored -1 (scores are >= 0)."""
+        num_images, groups, k = top_scores.shape
+        keep = keep.reshape(num_images, groups * k)
+        dropped = torch.full_like(keep, -1.0, dtype=top_scores.dtype)
+        ranked = torch.where(keep, top_scores.reshape(num_images, groups * k), dropped)
+        best_scores, best = ranked.topk(min(self.max_detections, groups * k), dim=1)
+        valid = keep.gather(1, best)
+        out_scores = torch.where(valid, best_scores, torch.zeros_like(best_scores))
+        best_boxes = top_boxes.reshape(num_images, groups * k, 4).gather(1, best.unsqueeze(2).expand(-1, -1, 4))
+        out_boxes = torch.where(valid.unsqueeze(2), best_boxes, torch.zeros_like(best_boxes))
+        labels = torch.div(best, k, rounding_mode="floor") + 1
+        out_labels = torch.where(valid, labels, torch.zeros_like(labels)).to(torch.int32)
+        num_detections = valid.sum(dim=1).to(torch.int32)
+        missing = self.max_detections - best.size(1)
+        if missing > 0:  # fewer candidates in all than K: pad (static shapes, so exporters fold it)
+            out_boxes = torch.nn.functional.pad(out_boxes, [0, 0, 0, missing])
+            out_scores = torch.nn.functional.pad(out_scores, [0, missing])
+            out_labels = torch.nn.functional.pad(out_labels, [0, missing])
+        return PaddedDetections(num_detections, out_boxes, out_scores, out_labels)
+
+
+def select_detections(
+    boxes: Tensor, scores: Tensor, config: PostprocessConfig = PostprocessConfig(), backend: str = "operator"
+) -> PaddedDetections:
+    """Candidates, class-aware NMS and the best K per image, batched (see :class:`Selection`).
+
+    Args:
+        boxes: Tensor[N, P, 4] decoded xyxy boxes in [0, 1]. scores: Tensor[N, P, C] probabilities,
+            column 0 background.
+    """
+    return Selection(config, backend)(boxes, scores)
