@@ -12,11 +12,10 @@ from pathlib import Path
 
 from ..bench.latency import LatencyConfig, run_latency
 from ..bench.parity import DEFAULT_TOLERANCES, ParityConfig, run_parity
-from . import PRE_NMS_TOPK_HELP
 from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES
 from ..training.config import DATA_FORMATS
-from . import run_cli
+from . import PRE_NMS_TOPK_HELP, run_cli
 from .outputs import check_output_folder
 
 FORMATTER = argparse.ArgumentDefaultsHelpFormatter

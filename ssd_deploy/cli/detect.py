@@ -16,11 +16,10 @@ from ..draw import draw_detections
 from ..errors import ImageReadError, SSDDeployError
 from ..images import list_images, read_image, write_image
 from ..models import create_model, list_architectures
-from . import PRE_NMS_TOPK_HELP
 from ..postprocess import DEFAULT_PRE_NMS_TOPK, PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, Detector, available, load, runtime_for_file
 from ..runtimes.pytorch import PyTorchRunner
-from . import run_cli
+from . import PRE_NMS_TOPK_HELP, run_cli
 from .outputs import check_output_folder, output_folder, result_names
 
 DEFAULT_SCORE = 0.3
@@ -150,7 +149,6 @@ def _write_result(stem: Path, path: Path, image, detections) -> None:
     counts = Counter(detections.names())
     summary = ", ".join(f"{n} {name}" for name, n in counts.most_common()) or "nothing"
     print(f"{path}: {len(detections)} detections ({summary}) -> {picture_path}")
-
 
 
 def entry_point() -> None:

@@ -11,12 +11,11 @@ from ..checkpoint import atomic_write
 from ..data.dataset import load_dataset
 from ..draw import draw_detections
 from ..images import read_image, write_image
-from . import PRE_NMS_TOPK_HELP
 from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, load, runtime_for_file
 from ..training.config import DATA_FORMATS
 from ..training.validate import predict_dataset
-from . import run_cli
+from . import PRE_NMS_TOPK_HELP, run_cli
 from .outputs import check_output_folder, output_folder, result_names
 
 PAPER = PostprocessConfig()  # score 0.01, NMS 0.45, top 200: the SSD paper's evaluation settings

@@ -11,9 +11,8 @@ from ..export import FORMATS, ExportOptions, export_model
 from ..export.int8 import CALIBRATION_METHODS, QUANTIZERS
 from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
 from ..export.verify import verification_images
-from . import PRE_NMS_TOPK_HELP
 from ..postprocess import PostprocessConfig
-from . import run_cli
+from . import PRE_NMS_TOPK_HELP, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -115,7 +115,8 @@ class ExportMetadata:
             "precision": self.precision,
             "model_config": self.model_config,
         }
-        return {key: json.dumps(value) for key, value in values.items()}
+        # allow_nan=False: NaN and Infinity are not JSON, and strict readers (nlohmann::json) refuse them.
+        return {key: json.dumps(value, allow_nan=False) for key, value in values.items()}
 
     @classmethod
     def from_strings(cls, strings: dict[str, str], source: object) -> ExportMetadata:
