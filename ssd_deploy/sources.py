@@ -48,12 +48,15 @@ class Source:
 
     def name_path(self) -> Path:
         """A path whose stem names this source's results: the file itself, ``camera<i>``, or the
-        URL's last path part (its host when the path is empty), made safe as a file name."""
+        URL's last path part (its host when the path is empty), made safe as a file name; a
+        ``file://`` URL's file."""
         if self.kind in ("image", "video"):
             return Path(self.location)
         if self.kind == "camera":
             return Path(f"camera{self.location}")
         url = urlparse(self.location)
+        if url.scheme.lower() == "file":  # the file itself, so that its results never replace it
+            return Path(unquote(url.path))
         last = Path(unquote(url.path)).stem or url.hostname or "stream"
         return Path(re.sub(r"[^A-Za-z0-9._-]+", "_", last).strip("._") or "stream")
 

@@ -142,9 +142,10 @@ def test_vid_stride_keeps_every_nth_frame(model_args, tmp_path, clip):
 
 def test_file_url_is_read_as_a_stream(model_args, tmp_path, clip):
     # OpenCV's FFmpeg backend in the wheel reads file:// URLs, so no stand-in is needed.
-    out = tmp_path / "out"
-    assert main([clip.as_uri(), *model_args, "--out", str(out)]) == 0
-    assert_video_results(out, "clip", FRAMES)
+    original = clip.read_bytes()
+    assert main([clip.as_uri(), *model_args, "--out", str(clip.parent)]) == 0
+    assert_video_results(clip.parent, "clip-2", FRAMES)  # never over the input, even given as a URL
+    assert clip.read_bytes() == original
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
