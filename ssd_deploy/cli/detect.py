@@ -4,37 +4,56 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
+import cv2
+import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..checkpoint import atomic_write, default_class_names
 from ..data.shapes import CLASS_NAMES as SHAPE_NAMES
 from ..draw import draw_detections
 from ..errors import ImageReadError, SSDDeployError
-from ..images import list_images, read_image, write_image
+from ..images import read_image, write_image
 from ..models import create_model, list_architectures
+from ..pipeline import Detections
 from ..postprocess import DEFAULT_PRE_NMS_TOPK, PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, Detector, available, load, runtime_for_file
 from ..runtimes.pytorch import PyTorchRunner
+from ..sources import VIDEO_SUFFIXES, Frame, Source, VideoReader, VideoReadError, resolve_sources
 from . import PRE_NMS_TOPK_HELP, run_cli
 from .outputs import check_output_folder, output_folder, result_names
 
 DEFAULT_SCORE = 0.3
+OUTPUT_SUFFIXES = (".jpg", ".json", ".mp4", ".jsonl")  # per image: .jpg, .json; per video, camera or stream: .mp4, .jsonl
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ssd-detect",
-        description="Detect objects in images with a checkpoint or an exported model, on any runtime. Writes, "
-        "per image, the picture with boxes drawn (<name>.jpg) and the detections as JSON (<name>.json) to "
-        "--out, and prints a one-line summary. <name> is the image's name without its suffix, or with it when "
-        "two inputs share it (pic.tiff.jpg, pic.webp.jpg); a bad image gets one error line and the exit code is 1. --list-runtimes shows which runtimes work here.",
+        description="Detect objects in images, videos, cameras and streams with a checkpoint or an exported model, "
+        "on any runtime. Writes to --out, per image, the picture with boxes drawn (<name>.jpg) and the detections "
+        "as JSON (<name>.json); per video, camera or stream, the annotated video (<name>.mp4) and one JSON line per "
+        "frame (<name>.jsonl); and prints a one-line summary of each. <name> is the input's name without its suffix, "
+        "or with it when two inputs share it (pic.tiff.jpg, pic.webp.jpg); a bad image or video gets one error line, "
+        "the other inputs are still processed, and the exit code is 1. Ctrl-C stops with what was done so far "
+        "written (exit code 130). --list-runtimes shows which runtimes work here.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="*", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
+    parser.add_argument(
+        "inputs",
+        nargs="*",
+        metavar="SOURCE",
+        help="image or video files (" + " ".join(VIDEO_SUFFIXES) + "), folders (searched recursively, as the "
+        "calibration folder is, unless --no-recursive), glob patterns in quotes ('data/**/*.jpg'), camera device "
+        "indices (0), stream URLs (rtsp://, http(s)://, file://)",
+    )
     parser.add_argument("--list-runtimes", action="store_true", help="print every runtime, whether it is usable here and why not, then exit")
     source = parser.add_argument_group("model (one of --model or --arch)")
     source.add_argument(
@@ -67,7 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     thresholds.add_argument("--max-det", type=int, default=200, help="maximum detections per image (checkpoints only)")
     thresholds.add_argument("--pre-nms-topk", type=int, default=DEFAULT_PRE_NMS_TOPK, help=PRE_NMS_TOPK_HELP + " (checkpoints only)")
     parser.add_argument("--out", type=Path, default=Path("runs/detect"), help="output folder (never an input is overwritten)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per network call (a fixed-batch file uses its own)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images or video frames per network call (a fixed-batch file uses its own)")
+    parser.add_argument("--classes", nargs="+", metavar="NAME_OR_LABEL", help="report only these classes: names as the model has them, or labels 1 ... C-1")
+    parser.add_argument("--vid-stride", type=int, default=1, metavar="N", help="videos, cameras, streams: detect in every N-th frame only")
+    parser.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True, help="search folders through their subfolders")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (shown only when stderr is a terminal)")
     return parser
 
 
@@ -114,30 +137,89 @@ def main(argv: list[str] | None = None) -> int:
         print_runtimes()
         return 0
     if not args.inputs:
-        raise SSDDeployError("ssd-detect: give images or folders to detect in (or --list-runtimes)")
-    paths = list(dict.fromkeys(p for item in args.inputs for p in list_images(item)))  # each file once
-    if not paths:
-        raise SSDDeployError(f"{', '.join(args.inputs)}: no images found")
+        raise SSDDeployError("ssd-detect: give images, videos, folders, patterns, cameras or streams to detect in (or --list-runtimes)")
+    if args.vid_stride < 1:
+        raise SSDDeployError(f"--vid-stride {args.vid_stride}: expected 1 or more")
+    sources, problems = resolve_sources(args.inputs, recursive=args.recursive)
+    if not sources:
+        raise SSDDeployError(f"{', '.join(args.inputs)}: no images or videos found")
     check_output_folder(args.out)
-    names = dict(zip(paths, result_names(paths, args.out)))
+    names = result_names([source.name_path() for source in sources], args.out, OUTPUT_SUFFIXES)
     detector = _detector(args)
-    failures = 0
     with detector:
+        run = _Run(detector, args.out, class_filter(args.classes, detector.class_names), args.vid_stride, args.no_progress or not sys.stderr.isatty())
         output_folder(args.out)
-        for start in range(0, len(paths), detector.batch_size):
+        for problem in problems:
+            tqdm.write(f"error: {problem}", file=sys.stderr)
+        images = [(Path(s.location), name) for s, name in zip(sources, names) if s.is_image]
+        try:
+            failures = len(problems) + _detect_images(run, images)
+            failures += sum(_detect_video(run, s, name) for s, name in zip(sources, names) if not s.is_image)
+        except KeyboardInterrupt:  # the results written so far are complete (see VideoResults)
+            print("interrupted", file=sys.stderr)
+            return 130
+    if failures:
+        kind = "images" if len(images) == len(sources) and not problems else "inputs"
+        print(f"{failures} of {len(sources) + len(problems)} {kind} failed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every source of one call is processed with (``no_bar``: no progress bars)."""
+
+    detector: Detector
+    out: Path
+    classes: frozenset[int] | None
+    vid_stride: int
+    no_bar: bool
+
+
+def class_filter(classes: list[str] | None, class_names: list[str]) -> frozenset[int] | None:
+    """The labels ``--classes`` keeps (names as in ``class_names``, or labels 1 ... C-1), None for all.
+
+    Raises:
+        SSDDeployError: a name the model does not have or a label out of range (one line listing the names).
+    """
+    if not classes:
+        return None
+    folded = {name.casefold(): label for label, name in enumerate(class_names) if label > 0}  # 0 is background
+    keep = set()
+    for item in classes:
+        label = int(item) if item.isdigit() else folded.get(item.casefold())
+        if label is None or not 0 < label < len(class_names):
+            known = ", ".join(f"{label} {name}" for label, name in enumerate(class_names) if label > 0)
+            raise SSDDeployError(f"--classes {item}: not a class of this model. Note: its classes are {known}")
+        keep.add(label)
+    return frozenset(keep)
+
+
+def _kept(detections: Detections, classes: frozenset[int] | None) -> Detections:
+    """``detections`` of the ``classes`` labels only (all when None)."""
+    if classes is None:
+        return detections
+    keep = np.isin(detections.labels, list(classes))
+    return Detections(detections.boxes[keep], detections.scores[keep], detections.labels[keep], detections.class_names)
+
+
+def _detect_images(run: _Run, images: list[tuple[Path, str]]) -> int:
+    """Detect in each image file, writing ``<out>/<name>.jpg`` and ``.json``; the number that failed."""
+    failures = 0
+    size = run.detector.batch_size
+    with tqdm(total=len(images), unit="img", desc="images", disable=run.no_bar or not images, dynamic_ncols=True) as bar:
+        for start in range(0, len(images), size):
             loaded = []
-            for path in paths[start : start + detector.batch_size]:
+            for path, name in images[start : start + size]:
                 try:
-                    loaded.append((path, read_image(path)))
+                    loaded.append((path, name, read_image(path)))
                 except ImageReadError as error:
-                    print(f"error: {error}", file=sys.stderr)
+                    tqdm.write(f"error: {error}", file=sys.stderr)
                     failures += 1
             if loaded:
-                for (path, image), detections in zip(loaded, detector.detect([image for _, image in loaded])):
-                    _write_result(args.out / names[path], path, image, detections)
-    if failures:
-        print(f"{failures} of {len(paths)} images failed", file=sys.stderr)
-    return 1 if failures else 0
+                for (path, name, image), detections in zip(loaded, run.detector.detect([image for _, _, image in loaded])):
+                    _write_result(run.out / name, path, image, _kept(detections, run.classes))
+            bar.update(len(images[start : start + size]))
+    return failures
 
 
 def _write_result(stem: Path, path: Path, image, detections) -> None:
@@ -148,7 +230,92 @@ def _write_result(stem: Path, path: Path, image, detections) -> None:
     atomic_write(record_path, lambda tmp: tmp.write_text(json.dumps(record, indent=1)))
     counts = Counter(detections.names())
     summary = ", ".join(f"{n} {name}" for name, n in counts.most_common()) or "nothing"
-    print(f"{path}: {len(detections)} detections ({summary}) -> {picture_path}")
+    tqdm.write(f"{path}: {len(detections)} detections ({summary}) -> {picture_path}", file=sys.stdout)
+
+
+def _detect_video(run: _Run, source: Source, name: str) -> int:
+    """Detect in every ``--vid-stride``-th frame of a video file, camera or stream, writing
+    ``<out>/<name>.mp4`` and ``<out>/<name>.jsonl``; 1 if it failed (printed as one line), else 0.
+
+    Frames go through the detector in batches of its batch size. On Ctrl-C (KeyboardInterrupt,
+    raised again) the frames processed so far are kept: both files are closed and renamed."""
+    try:
+        reader = VideoReader(source, run.vid_stride)
+    except VideoReadError as error:
+        tqdm.write(f"error: {error}", file=sys.stderr)
+        return 1
+    total = -(-reader.frame_count // run.vid_stride) if reader.frame_count else None  # frames decoded
+    results = VideoResults(run.out / name, reader.fps / run.vid_stride)  # played at the source's speed
+    try:
+        with reader, results, tqdm(total=total, unit="frame", desc=name, disable=run.no_bar, dynamic_ncols=True) as bar:
+            for batch in reader.batches(run.detector.batch_size):
+                for frame, detections in zip(batch, run.detector.detect([frame.image for frame in batch])):
+                    results.add(frame, _kept(detections, run.classes))
+                bar.update(len(batch))
+    finally:  # also after Ctrl-C: say what was written
+        if reader.failure is not None:
+            tqdm.write(f"error: {reader.failure}", file=sys.stderr)
+        if results.frames:
+            tqdm.write(f"{source.location}: {results.frames} frames, {results.detections} detections -> {results.video_path}", file=sys.stdout)
+    return 0 if reader.failure is None else 1
+
+
+class VideoResults:
+    """The results of one video source: ``<stem>.mp4`` (the frames with boxes drawn, mp4v) and
+    ``<stem>.jsonl`` (one JSON object per processed frame: ``frame`` index in the source, ``time_s``
+    in seconds, ``width``, ``height`` and ``detections`` as in the per-image JSON).
+
+    Both are written under temporary names in the same folder and renamed when the context exits
+    normally or by KeyboardInterrupt (the frames so far, the video playable); on any other error
+    they are deleted. Nothing is written for a source that gave no frame.
+    """
+
+    def __init__(self, stem: Path, fps: float) -> None:
+        self.video_path, self.lines_path = (stem.with_name(stem.name + suffix) for suffix in (".mp4", ".jsonl"))
+        # VideoWriter picks the container by the suffix: keep .mp4 last.
+        self._tmp_video, self._tmp_lines = (stem.with_name(f".{stem.name}.tmp-{os.getpid()}{suffix}") for suffix in (".mp4", ".jsonl"))
+        self.fps = fps
+        self.frames = self.detections = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._lines: TextIO | None = None
+        self._size = (0, 0)
+
+    def add(self, frame: Frame, detections: Detections) -> None:
+        """Append ``frame`` with ``detections`` drawn to the video, and its JSON line."""
+        image = draw_detections(frame.image, detections)
+        height, width = frame.image.shape[:2]
+        if self._writer is None:
+            self._size = (width, height)
+            self._writer = cv2.VideoWriter(str(self._tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size)
+            if not self._writer.isOpened():
+                raise SSDDeployError(f"{self.video_path}: OpenCV cannot write an mp4v video (no FFmpeg video writer in this OpenCV build?)")
+            self._lines = self._tmp_lines.open("w", encoding="utf-8")
+        if (width, height) != self._size:  # a stream changed resolution: the writer would drop the frame silently
+            image = cv2.resize(image, self._size)
+        self._writer.write(image)
+        record = {"frame": frame.index, "time_s": frame.time_s, "width": width, "height": height, **detections.to_dict()}
+        self._lines.write(json.dumps(record) + "\n")
+        self._lines.flush()  # whole lines only, whenever the run stops
+        self.frames += 1
+        self.detections += len(detections)
+
+    def close(self, keep: bool) -> None:
+        """Close both files; give them their names if ``keep`` and a frame was written, else delete them."""
+        if self._writer is not None:
+            self._writer.release()  # writes the mp4 index: the file plays
+        if self._lines is not None:
+            self._lines.close()
+        for tmp, final in ((self._tmp_video, self.video_path), (self._tmp_lines, self.lines_path)):
+            if keep and self.frames:
+                os.replace(tmp, final)
+            else:
+                tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoResults:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        self.close(keep=kind is None or issubclass(kind, KeyboardInterrupt))
 
 
 def entry_point() -> None:
