@@ -10,10 +10,11 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import atomic_write, default_class_names
+from ..checkpoint import default_class_names
 from ..data.shapes import CLASS_NAMES as SHAPE_NAMES
 from ..draw import draw_detections
 from ..errors import ImageReadError, SSDDeployError
+from ..files import atomic_write
 from ..images import list_images, read_image, write_image
 from ..models import create_model, list_architectures
 from ..postprocess import DEFAULT_PRE_NMS_TOPK, PostprocessConfig

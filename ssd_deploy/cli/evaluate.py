@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..checkpoint import atomic_write
 from ..data.dataset import load_dataset
 from ..draw import draw_detections
+from ..files import atomic_write
 from ..images import read_image, write_image
 from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, load, runtime_for_file

@@ -287,7 +287,7 @@ def create_model(arch: str, backbone_weights: str | Path | None = None, **overri
     """
     model = build_model(make_config(arch, **overrides))
     if backbone_weights is not None:
-        from ..checkpoint import load_state_dict_file
+        from ..state_dict_file import load_state_dict_file
 
         model.backbone.load_imagenet_state_dict(load_state_dict_file(backbone_weights))
     return model

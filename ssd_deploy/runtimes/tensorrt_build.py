@@ -60,11 +60,11 @@ import onnx
 import torch
 
 from ..calibration import CalibrationBatches
-from ..checkpoint import atomic_write
 from ..errors import ExportError, RuntimeUnavailableError, SSDDeployError
 from ..export.formats import read_metadata
 from ..export.int8 import check_symmetric_qdq
 from ..export.metadata import INPUT_NAME, NMS_OUTPUTS, ExportMetadata
+from ..files import atomic_write
 
 RUNTIME = "tensorrt"
 ENGINE_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
