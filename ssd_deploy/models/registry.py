@@ -157,6 +157,8 @@ def feature_map_sizes(arch: str, input_size: Size, reduced_tail: bool = False, p
     return sizes
 
 
+# Nine parameters: the public preset constructor; create_model(arch, **overrides) passes its
+# keywords here, so users' calls name them one by one and the signature stays.
 def make_config(
     arch: str,
     num_classes: int = 21,
