@@ -33,7 +33,8 @@ import sys
 from pathlib import Path
 
 from ssd_deploy.bench import LatencyConfig, LatencyReport, run_latency
-from ssd_deploy.checkpoint import atomic_write, load_checkpoint
+from ssd_deploy.checkpoint import load_checkpoint
+from ssd_deploy.files import atomic_write
 from ssd_deploy.postprocess import PostprocessConfig
 
 ARCHS = {"ssdlite": "ssdlite_mobilenet_v3", "vgg": "ssd300_vgg16"}

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from ssd_deploy.bench.machine import machine_info
-from ssd_deploy.checkpoint import atomic_write
 from ssd_deploy.demo import DEMO_TRAINING
+from ssd_deploy.files import atomic_write
 from ssd_deploy.training import TrainConfig
 from ssd_deploy.training.trainer import train
 

@@ -11,10 +11,6 @@ Training adds optimiser, scheduler and epoch entries. torchvision's own SSD stat
 
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,43 +18,25 @@ import torch
 
 from . import __version__
 from .errors import CheckpointError, SSDDeployError
+from .files import atomic_write
 from .models import SSD, ModelConfig, build_model
+from .state_dict_file import first_line, load_state_dict_file
 
 CHECKPOINT_FORMAT = "ssd-deploy-checkpoint"
 CHECKPOINT_VERSION = 1
 BACKGROUND_NAME = "__background__"
 
+# load_state_dict_file lives in a lower module (the models package reads backbone weights with it
+# without importing checkpoints) and stays importable from here for the callers that read both.
+__all__ = [
+    "BACKGROUND_NAME", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "coco_class_names", "default_class_names",
+    "load_checkpoint", "load_state_dict_file", "save_checkpoint",
+]
+
 
 def default_class_names(num_classes: int) -> list[str]:
     """``["__background__", "class_1", ...]`` for a model trained without names."""
     return [BACKGROUND_NAME] + [f"class_{i}" for i in range(1, num_classes)]
-
-
-def atomic_write(path: str | Path, write: Any) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
-
-    The temporary file lives in the destination folder so the rename is atomic; on any failure it
-    is removed and ``path`` is left as it was. It keeps ``path``'s suffix (some writers, such as
-    AOTInductor's packager, insist on it).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_checkpoint(path: str | Path, model: SSD, class_names: list[str] | None = None, **extra: Any) -> Path:
@@ -79,28 +57,6 @@ def save_checkpoint(path: str | Path, model: SSD, class_names: list[str] | None 
         **extra,
     }
     return atomic_write(path, lambda tmp: torch.save(payload, tmp))
-
-
-def load_state_dict_file(path: str | Path) -> dict[str, Any]:
-    """``torch.load(path, weights_only=True)`` with one-line errors naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(path, "no such file" if not path.exists() else "not a file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        # torch words it "Unsupported global: ..." or "Trying to load unsupported GLOBAL ..." by version.
-        code = [line.strip() for line in str(error).splitlines() if "unsupported global" in line.lower()]
-        if code:
-            what = code[0].split("WeightsUnpickler error:")[-1].strip()[:200]
-            raise CheckpointError(path, f"refused to load: it holds objects that are not plain data, e.g. code ({what})") from None
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint (corrupt or truncated?): {_first_line(error)[:120]}") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
-        first = _first_line(error).split(". ")[0] or type(error).__name__
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint (corrupt or truncated?): {first}") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(path, f"expected a dict, found {type(data).__name__}")
-    return data
 
 
 def load_checkpoint(path: str | Path, expected_arch: str | None = None) -> tuple[SSD, list[str], dict[str, Any]]:
@@ -153,7 +109,7 @@ def _load_foreign(path: str | Path, data: dict[str, Any], expected_arch: str | N
     try:
         model = from_torchvision_state_dict(state)
     except (SSDDeployError, RuntimeError, KeyError, ValueError) as error:
-        raise CheckpointError(path, f"torchvision state dict does not fit its architecture: {_first_line(error)}") from None
+        raise CheckpointError(path, f"torchvision state dict does not fit its architecture: {first_line(error)}") from None
     if expected_arch is not None and model.config.arch != expected_arch and TORCHVISION_ARCHS.get(expected_arch) != model.config.arch:
         raise CheckpointError(path, f"checkpoint is for architecture {model.config.arch!r}, not {expected_arch!r}")
     return model.eval(), coco_class_names(model.config.num_classes), data
@@ -174,10 +130,5 @@ def _load_weights(path: str | Path, model: SSD, state: Any) -> None:
         model.load_state_dict(state)
     except RuntimeError as error:
         raise CheckpointError(
-            path, f"weights do not fit architecture {model.config.arch!r}: {_first_line(error, 2)}"
+            path, f"weights do not fit architecture {model.config.arch!r}: {first_line(error, 2)}"
         ) from None
-
-
-def _first_line(error: BaseException, lines: int = 1) -> str:
-    text = " ".join(str(error).strip().splitlines()[:lines])
-    return text[:300] + ("..." if len(text) > 300 else "")

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_write, load_state_dict_file
+from .checkpoint import load_state_dict_file
 from .data.shapes import ensure_shapes_dataset
 from .errors import SSDDeployError
+from .files import atomic_write
 
 # The demo's training recipe, measured on 2 CPU cores (README, "Train"). SSDLite from scratch on
 # shapes: 160 px learns ~3x faster per image than 128 px (whose 8/4/2/1/1/1 maps cover mid-size

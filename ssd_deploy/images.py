@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageReadError, SSDDeployError
+from .files import atomic_write
 from .image_header import PNG_SIGNATURE, declared_size, size_problem
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -127,8 +128,6 @@ def list_images(path: str | Path) -> list[Path]:
 
 def write_image(path: str | Path, image: np.ndarray) -> Path:
     """Write ``image`` (BGR uint8) atomically, encoded by ``path``'s suffix (e.g. ``.jpg``)."""
-    from .checkpoint import atomic_write
-
     path = Path(path)
     ok, encoded = cv2.imencode(path.suffix or ".jpg", image)
     if not ok:

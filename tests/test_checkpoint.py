@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ssd_deploy.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from ssd_deploy.checkpoint import load_checkpoint, save_checkpoint
 from ssd_deploy.errors import CheckpointError
+from ssd_deploy.files import atomic_write
 from ssd_deploy.models import create_model
 
 NAMES = ["__background__", "circle", "square"]

@@ -27,13 +27,14 @@ import torch
 from torch import Tensor, nn
 
 from ..calibration import CalibrationBatches
-from ..checkpoint import atomic_write, load_checkpoint
+from ..checkpoint import load_checkpoint
 from ..deploy import CastNetwork
 from ..errors import ExportError, SSDDeployError
 from ..export import ExportOptions, describe_model, export_model, get_format
 from ..export.int8 import module_scopes, quantize_onnx
 from ..export.metadata import INPUT_NAME
 from ..export.verify import sample_batch
+from ..files import atomic_write
 from ..postprocess import PostprocessConfig
 from .machine import usable_cores
 from .parallel_export import ExportJob, can_overlap, export_concurrently

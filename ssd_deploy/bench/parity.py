@@ -21,11 +21,10 @@ from ..data.dataset import DetectionDataset, load_dataset
 from ..data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
 from ..data.shapes import ensure_shapes_dataset
 from ..errors import SSDDeployError
-from ..evaluation import available_metrics, evaluate_detections
+from ..evaluation import available_metrics, evaluate_detections, predict_dataset
 from ..pipeline import preprocess
 from ..postprocess import decode_predictions
 from ..runtimes import Detector, load
-from ..training.validate import predict_dataset
 from .machine import machine_info
 from .report import ParityReport, ParityRow, SkipRecord
 from .variants import ExportSettings, Variant, is_checkpoint, plan_variants, prepare_variants

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..checkpoint import atomic_write
 from ..errors import SSDDeployError
+from ..files import atomic_write
 
 if TYPE_CHECKING:
     from .parity import ParityReport

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..checkpoint import atomic_write
+from ..files import atomic_write
 from .machine import describe
 
 LATENCY_NOTES = (

@@ -11,7 +11,6 @@ The companion is what the latency split times against: on the same runtime, prec
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 from ..errors import SSDDeployError
 from ..export.formats import read_metadata
+from ..files import file_sha256
 from ..lookup import lookup
 from ..postprocess import PostprocessConfig
 from ..runtimes import RUNTIMES, runtime_for_file
@@ -280,11 +280,7 @@ class ExportSettings:
 
 def checkpoint_digest(path: Path) -> str:
     """First 10 hex digits of the file's SHA-256: the cache key of everything exported from it."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:10]
+    return file_sha256(path)[:10]
 
 
 def cache_folder(settings: ExportSettings, checkpoint: Path) -> Path:

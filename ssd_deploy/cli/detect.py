@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..checkpoint import atomic_write, default_class_names
+from ..checkpoint import default_class_names
 from ..data.shapes import CLASS_NAMES as SHAPE_NAMES
 from ..draw import draw_detections
 from ..errors import ImageReadError, SSDDeployError
+from ..files import atomic_write
 from ..images import read_image, write_image
 from ..models import create_model, list_architectures
 from ..pipeline import Detections

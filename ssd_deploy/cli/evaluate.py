@@ -7,14 +7,14 @@ import json
 import sys
 from pathlib import Path
 
-from ..checkpoint import atomic_write
 from ..data.dataset import load_dataset
 from ..draw import draw_detections
+from ..evaluation import predict_dataset
+from ..files import atomic_write
 from ..images import read_image, write_image
 from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, load, runtime_for_file
 from ..training.config import DATA_FORMATS
-from ..training.validate import predict_dataset
 from . import PRE_NMS_TOPK_HELP, run_cli
 from .outputs import check_output_folder, output_folder, result_names
 

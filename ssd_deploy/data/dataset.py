@@ -86,6 +86,8 @@ class DetectionDataset(Dataset):
         raise DatasetError(self.root, f"none of the {count} images can be read (see the warnings above)")
 
 
+# Nine parameters: the public loader, called by keyword (ssd-train, ssd-eval, the benchmarks,
+# users' scripts); each is one independent choice about what is read, so they stay flat.
 def load_dataset(
     path: str | Path,
     format: str = "auto",
@@ -126,16 +128,7 @@ def load_dataset(
             or no usable image is left.
     """
     path = Path(path)
-    if not path.exists():
-        raise DatasetError(path, "no such file or folder")
-    if images_dir is not None and not Path(images_dir).is_dir():
-        raise DatasetError(images_dir, "images folder not found")
-    kind = detect_format(path) if format == "auto" else format
-    reader = lookup(_READERS, kind, "dataset format")
-    if split is not None and kind != "voc":
-        raise DatasetError(path, f"split {split!r} given for a {kind} dataset. Note: splits are VOC image sets")
-    if descriptions is not None and kind != "csv":
-        raise DatasetError(path, f"descriptions given for a {kind} dataset. Note: they map Open Images MIDs to names (csv)")
+    reader = _reader(path, format, split, images_dir, descriptions)
     report = DataReport()
     raw, found = reader(path, split=split, images_dir=images_dir, descriptions=descriptions, problems=report.problems)
     if class_names is None and not found:
@@ -149,6 +142,24 @@ def load_dataset(
         raise DatasetError(path, "no usable images" + (" (all skipped)" if raw else ""))
     logger.info("%s: %d images, %d boxes. %s", path, report.images, report.boxes, report.summary())
     return DetectionDataset(records, names, report, transform, root=path)
+
+
+def _reader(
+    path: Path, format: str, split: str | None, images_dir: str | Path | None, descriptions: str | Path | None
+) -> Callable[..., tuple[list[RawAnnotation], list[str]]]:
+    """The reader of ``path``'s format, after checking that the files exist and that the
+    format-specific arguments fit it (DatasetError otherwise)."""
+    if not path.exists():
+        raise DatasetError(path, "no such file or folder")
+    if images_dir is not None and not Path(images_dir).is_dir():
+        raise DatasetError(images_dir, "images folder not found")
+    kind = detect_format(path) if format == "auto" else format
+    reader = lookup(_READERS, kind, "dataset format")
+    if split is not None and kind != "voc":
+        raise DatasetError(path, f"split {split!r} given for a {kind} dataset. Note: splits are VOC image sets")
+    if descriptions is not None and kind != "csv":
+        raise DatasetError(path, f"descriptions given for a {kind} dataset. Note: they map Open Images MIDs to names (csv)")
+    return reader
 
 
 def detect_format(path: Path) -> str:

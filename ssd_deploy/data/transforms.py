@@ -67,6 +67,8 @@ class TrainTransform:
         keep_difficult: keep boxes flagged difficult (they are then flagged in the output).
     """
 
+    # Eight parameters: users switch single steps by keyword (TrainTransform(size, crop=False));
+    # each is one step's setting, listed in the class docstring, so the signature stays.
     def __init__(
         self,
         input_size: tuple[int, int],

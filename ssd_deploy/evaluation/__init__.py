@@ -1,5 +1,6 @@
 """Evaluating detections: VOC (2007 11-point, 2010+ all-point) and COCO metrics.
 
+    detector + dataset ─ predict_dataset (predict.py)
     predictions (Detections per image) + ground truth (target dict per image) + class names
         └─ flatten once (inputs.py) ─┬─ VOC devkit matching and AP, vectorised (voc.py)
                                      └─ pycocotools COCOeval on in-memory COCO objects (coco.py)
@@ -9,6 +10,7 @@
 from .coco import COCO_STAT_NAMES, COCOMetrics, coco_available, coco_evaluate
 from .evaluate import METRICS, available_metrics, evaluate_detections
 from .inputs import BoxSet, flatten_detections, flatten_ground_truths
+from .predict import predict_dataset
 from .result import ClassResult, EvaluationResult, write_result_json
 from .voc import VOC_IOU_THRESHOLD, VOCClassAP, box_iou, voc_ap, voc_evaluate
 
@@ -28,6 +30,7 @@ __all__ = [
     "evaluate_detections",
     "flatten_detections",
     "flatten_ground_truths",
+    "predict_dataset",
     "voc_ap",
     "voc_evaluate",
     "write_result_json",

@@ -8,10 +8,10 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..pipeline import Detections
-from .coco import coco_available, coco_evaluate
+from .coco import COCOMetrics, coco_available, coco_evaluate
 from .inputs import flatten_detections, flatten_ground_truths
 from .result import ClassResult, EvaluationResult
-from .voc import voc_evaluate
+from .voc import VOCClassAP, voc_evaluate
 
 METRICS = ("voc07", "voc", "coco")
 
@@ -57,6 +57,28 @@ def evaluate_detections(
         DatasetError: malformed ground truth or a ground-truth label outside 1 ... C-1.
     """
     metrics = tuple(metrics)
+    _check_arguments(predictions, ground_truths, class_names, metrics)
+    num_classes = len(class_names)
+    detections = flatten_detections(predictions, num_classes)
+    ground_truth = flatten_ground_truths(ground_truths, num_classes)
+
+    voc = voc_evaluate(detections, ground_truth, num_classes)
+    coco = coco_evaluate(detections, ground_truth, len(ground_truths), class_names, verbose) if "coco" in metrics else None
+    rows = _class_rows(voc, coco, class_names, metrics)
+    return EvaluationResult(
+        map_voc07=_mean(row.ap_voc07 for row in rows),
+        map_voc=_mean(row.ap_voc for row in rows),
+        coco=coco.stats if coco else {},
+        per_class=rows,
+        num_images=len(ground_truths),
+        metrics=metrics,
+    )
+
+
+def _check_arguments(
+    predictions: Sequence[Detections], ground_truths: Sequence[Mapping[str, Any]], class_names: Sequence[str], metrics: tuple[str, ...]
+) -> None:
+    """Raise ConfigError for the mistakes :func:`evaluate_detections` lists."""
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise ConfigError(f"evaluate_detections: unknown metrics {unknown or metrics}. Note: choose from {', '.join(METRICS)}")
@@ -67,13 +89,13 @@ def evaluate_detections(
             f"evaluate_detections: {len(predictions)} predictions for {len(ground_truths)} ground truths. "
             "Note: pass one Detections and one target per image, in the same order"
         )
-    num_classes = len(class_names)
-    detections = flatten_detections(predictions, num_classes)
-    ground_truth = flatten_ground_truths(ground_truths, num_classes)
 
-    voc = voc_evaluate(detections, ground_truth, num_classes)
-    coco = coco_evaluate(detections, ground_truth, len(ground_truths), class_names, verbose) if "coco" in metrics else None
-    rows = [
+
+def _class_rows(
+    voc: Sequence[VOCClassAP], coco: COCOMetrics | None, class_names: Sequence[str], metrics: tuple[str, ...]
+) -> list[ClassResult]:
+    """One row per foreground class, with the APs of the metrics asked for (None for the others)."""
+    return [
         ClassResult(
             name=str(class_names[c.label]),
             label=c.label,
@@ -86,14 +108,6 @@ def evaluate_detections(
         )
         for c in voc
     ]
-    return EvaluationResult(
-        map_voc07=_mean(row.ap_voc07 for row in rows),
-        map_voc=_mean(row.ap_voc for row in rows),
-        coco=coco.stats if coco else {},
-        per_class=rows,
-        num_images=len(ground_truths),
-        metrics=metrics,
-    )
 
 
 def _mean(values) -> float | None:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import atomic_write
+from ..files import atomic_write
 
 
 _COLUMNS = (("voc07", "ap_voc07", "AP VOC07"), ("voc", "ap_voc", "AP VOC"), ("coco", "ap_coco", "AP COCO"))

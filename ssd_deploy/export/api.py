@@ -12,10 +12,11 @@ import torch
 from torch import nn
 
 from ..calibration import CalibrationBatches
-from ..checkpoint import atomic_write, default_class_names, load_checkpoint
+from ..checkpoint import default_class_names, load_checkpoint
 from ..compare import Comparison
 from ..deploy import CastNetwork
 from ..errors import ExportError, SSDDeployError
+from ..files import atomic_write
 from ..models import SSD
 from ..postprocess import PostprocessConfig
 from .formats import ExportFormat, get_format

@@ -157,6 +157,8 @@ def feature_map_sizes(arch: str, input_size: Size, reduced_tail: bool = False, p
     return sizes
 
 
+# Nine parameters: the public preset constructor; create_model(arch, **overrides) passes its
+# keywords here, so users' calls name them one by one and the signature stays.
 def make_config(
     arch: str,
     num_classes: int = 21,
@@ -287,7 +289,7 @@ def create_model(arch: str, backbone_weights: str | Path | None = None, **overri
     """
     model = build_model(make_config(arch, **overrides))
     if backbone_weights is not None:
-        from ..checkpoint import load_state_dict_file
+        from ..state_dict_file import load_state_dict_file
 
         model.backbone.load_imagenet_state_dict(load_state_dict_file(backbone_weights))
     return model

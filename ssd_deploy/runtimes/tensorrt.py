@@ -21,6 +21,7 @@ import torch
 from ..errors import SSDDeployError
 from ..export.formats import read_metadata
 from ..export.metadata import INPUT_NAME
+from ..files import file_sha256
 from .base import InputError, Runner, as_torch_batch, check_precision
 from .registry import Availability
 
@@ -35,7 +36,6 @@ from .tensorrt_build import (
     default_cache_dir,
     engine_cache_path,
     engine_cache_key,
-    file_sha256,
     gpu_identity,
     import_problem,
     import_tensorrt,

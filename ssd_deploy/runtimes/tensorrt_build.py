@@ -60,11 +60,11 @@ import onnx
 import torch
 
 from ..calibration import CalibrationBatches
-from ..checkpoint import atomic_write
 from ..errors import ExportError, RuntimeUnavailableError, SSDDeployError
 from ..export.formats import read_metadata
 from ..export.int8 import check_symmetric_qdq
 from ..export.metadata import INPUT_NAME, NMS_OUTPUTS, ExportMetadata
+from ..files import atomic_write, file_sha256
 
 RUNTIME = "tensorrt"
 ENGINE_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
@@ -360,15 +360,6 @@ def check_limits(onnx_path: str | Path, metadata: ExportMetadata, compute_capabi
 
 # ---------------------------------------------------------------------------------------------
 # Engine cache
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes (read in chunks)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(MIB), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _onnx_digest(onnx: bytes | str) -> str:

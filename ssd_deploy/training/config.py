@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..models.registry import list_architectures
 
-ARCHITECTURES = ("ssdlite_mobilenet_v2", "ssdlite_mobilenet_v3", "ssd300_vgg16", "ssd300_resnet50", "custom")
+CUSTOM_ARCH = "custom"  # the backbone and priors come from a prior file (ssd_deploy.models.custom)
+ARCHITECTURES = (*list_architectures(), CUSTOM_ARCH)
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("multistep", "cosine", "constant")
 DATA_FORMATS = ("auto", "voc", "coco", "csv")
@@ -89,7 +91,7 @@ class TrainConfig:
             (self.workers >= 0, f"workers={self.workers}. Note: 0 loads data in the training process"),
             (not self.cache_images or not self.augment, "cache_images keeps resized images, so it needs augment false (augmentation differs every epoch)"),
             (not self.cache_images or self.workers == 0, f"cache_images needs workers 0 (workers={self.workers}: loader processes start empty every epoch)"),
-            (self.arch != "custom" or self.priors is not None, "arch custom needs priors: a prior file (YAML/JSON) naming its backbone"),
+            (self.arch != CUSTOM_ARCH or self.priors is not None, "arch custom needs priors: a prior file (YAML/JSON) naming its backbone"),
             (all(0 < m < 1 for m in self.milestones), f"milestones {self.milestones}. Note: fractions of the run in (0, 1)"),
         ]
         for ok, problem in checks:

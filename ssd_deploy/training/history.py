@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import atomic_write
+from ..files import atomic_write
 
 log = logging.getLogger("ssd_deploy.training")
 

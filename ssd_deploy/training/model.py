@@ -7,7 +7,7 @@ from ..models import SSD, build_model, make_config
 from ..models.config import ModelConfig
 from ..models.custom import custom_config, load_prior_file
 from ..priors import PriorConfig
-from .config import TrainConfig
+from .config import CUSTOM_ARCH, TrainConfig
 
 
 def model_config(config: TrainConfig, num_classes: int) -> ModelConfig:
@@ -18,9 +18,9 @@ def model_config(config: TrainConfig, num_classes: int) -> ModelConfig:
     """
     score_function = "sigmoid" if config.loss == "focal" else "softmax"
     priors: str | PriorConfig | None = config.priors
-    if config.arch == "custom" or (priors is not None and priors.lower().endswith((".yaml", ".yml", ".json"))):
+    if config.arch == CUSTOM_ARCH or (priors is not None and priors.lower().endswith((".yaml", ".yml", ".json"))):
         layout = load_prior_file(priors)
-        if config.arch != "custom" and layout.backbone != config.arch:
+        if config.arch != CUSTOM_ARCH and layout.backbone != config.arch:
             raise ConfigError(f"{priors}: prior file is for backbone {layout.backbone!r}, the run's arch is {config.arch!r}")
         if config.input_size is not None and tuple(config.input_size) != layout.input_size:
             raise ConfigError(f"{priors}: prior file is for input size {layout.input_size}, the run asks {tuple(config.input_size)}")

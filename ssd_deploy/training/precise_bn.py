@@ -10,41 +10,60 @@ Wu & Johnson, "Rethinking Batch in BatchNorm", 2021).
 
 from __future__ import annotations
 
-from typing import Iterable
+import itertools
+from typing import Any, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
+from torch.optim.swa_utils import update_bn
+
+from .config import TrainConfig
+from .data import epoch_loader
+from .distributed import DistContext
+
+
+def precise_bn(model: nn.Module, dataset: Any, config: TrainConfig, context: DistContext, epoch: int) -> None:
+    """Recompute BatchNorm statistics on ``precise_bn_images`` augmented training images (the
+    epoch's own seeded order, on this process alone), so validation and the saved checkpoint use
+    statistics of the final weights. Batches of one image are left out (BatchNorm in training
+    mode needs two)."""
+    if config.precise_bn_images <= 0:
+        return
+    loader = epoch_loader(dataset, config, epoch, DistContext(device=context.device))
+    limit = max(1, config.precise_bn_images // config.batch_size)
+    batches = (images for images, _ in itertools.islice(loader, limit) if images.shape[0] > 1)
+    recompute_batchnorm_statistics(model, batches, context.device)
 
 
 @torch.no_grad()
 def recompute_batchnorm_statistics(model: nn.Module, batches: Iterable[Tensor], device: torch.device) -> int:
-    """Replace every BatchNorm layer's running statistics by their average over ``batches``.
+    """Replace every BatchNorm layer's running statistics by their average over ``batches``
+    (``torch.optim.swa_utils.update_bn``: a cumulative average, momentum None, in training mode).
 
     Args:
         model: leaves in the mode it came in.
         batches: image batches Tensor[N, 3, H, W] as the model takes them in training (N >= 2).
 
     Returns:
-        The number of batches used (0 leaves the statistics as they were).
+        The number of batches used (0 leaves the statistics as they were; ``update_bn`` alone
+        would leave them reset to mean 0, variance 1).
     """
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not layers:
         return 0
-    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone(), m.momentum) for m in layers]
-    was_training = model.training
-    for layer in layers:
-        layer.reset_running_stats()
-        layer.momentum = None  # cumulative moving average: the plain mean over the batches
-    model.train()
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in layers]
     used = 0
-    for images in batches:
-        model(images.to(device, non_blocking=True))
-        used += 1
-    for layer, (mean, var, count, momentum) in zip(layers, saved):
-        layer.momentum = momentum
-        if used == 0:
+
+    def counted() -> Iterator[Tensor]:
+        nonlocal used
+        for images in batches:
+            used += 1
+            yield images.to(device, non_blocking=True)
+
+    update_bn(counted(), model)
+    if used == 0:
+        for layer, (mean, var, count) in zip(layers, saved):
             layer.running_mean.copy_(mean)
             layer.running_var.copy_(var)
             layer.num_batches_tracked.copy_(count)
-    model.train(was_training)
     return used

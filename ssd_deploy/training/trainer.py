@@ -13,7 +13,6 @@ a second Ctrl-C stops at once.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import signal
 import threading
@@ -24,7 +23,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint, save_checkpoint
@@ -36,7 +35,7 @@ from .distributed import DistContext, any_rank, barrier, init_distributed, shutd
 from .history import History
 from .model import build_training_model
 from .optim import build_optimizer, build_scheduler
-from .precise_bn import recompute_batchnorm_statistics
+from .precise_bn import precise_bn
 from .validate import evaluate_detector, model_detector
 
 # Settings a resumed run may change; everything else comes from the checkpoint.
@@ -82,113 +81,227 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> TrainResult:
     """
     context = init_distributed(config.device)
     try:
-        return _train(config, context, resume)
+        return Trainer(config, context, resume).run()
     finally:
         shutdown(context)
 
 
-def _train(config: TrainConfig, context: DistContext, resume: str | Path | None) -> TrainResult:
-    output = Path(config.output)
-    torch.manual_seed(config.seed)
-    train_set, val_set = load_datasets(config, context)
-    class_names = list(train_set.class_names)
-    state = _State()
-    if resume is not None:
-        model, names, checkpoint = load_checkpoint(resume)
-        if names != class_names:
-            raise CheckpointError(resume, f"checkpoint classes {names[1:]} differ from the dataset's {class_names[1:]}")
-    else:
-        model, checkpoint = build_training_model(config, len(class_names)), None
-    model.to(context.device)
-    if config.channels_last:
-        model.to(memory_format=torch.channels_last)
-    train_set.transform = train_transform(config, model.config.input_size, model.config.mean)
-    if config.cache_images:
-        train_set = MemoryCachedDataset(train_set)
-        if context.is_main:
-            print(f"data: caching the {len(train_set)} resized training images in memory as they are first read "
-                  f"(~{train_set.estimated_bytes(model.config.input_size) / 2**20:.0f} MiB per training process)")
-    steps_per_epoch = len(epoch_loader(train_set, config, 0, context))
-    if steps_per_epoch == 0:
-        raise CheckpointError(config.data, f"{len(train_set)} training images: fewer than one batch per process")
-    optimizer = build_optimizer(model, config)
-    scheduler = build_scheduler(optimizer, config, steps_per_epoch)
-    use_amp = config.amp if config.amp is not None else context.device.type == "cuda"
-    scaler = _grad_scaler(context.device, use_amp)
-    history = History(output, tensorboard=config.tensorboard and context.is_main) if context.is_main else None
-    if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        load_scaler_state(scaler, checkpoint.get("scaler") or {})
-        state = _State(int(checkpoint["epoch"]), int(checkpoint["iteration"]), checkpoint.get("epoch_sums"), checkpoint.get("best_value"))
-        if history is not None:
-            history.rows = list(checkpoint.get("history", []))
-        if context.is_main:
-            print(f"resume: {resume} at epoch {state.epoch + 1}, batch {state.iteration} of {steps_per_epoch}")
+class Trainer:
+    """One training run. Set-up (fresh or resumed) happens in the constructor, in a fixed order:
+    every draw of torch's RNG (weight initialisation, then data order and augmentation) follows
+    the seed as it always has, so a run with a given seed gives the same weights.
 
-    network: nn.Module = model
-    if context.distributed:
+    Attributes:
+        model: the SSD being trained; ``network`` is the same model, wrapped for DDP when
+            distributed. state: the epoch and batch reached (what ``last.pt`` records).
+        history: the log (CSV, TensorBoard, curves) on the main process; None on the others.
+    """
+
+    def __init__(self, config: TrainConfig, context: DistContext, resume: str | Path | None = None) -> None:
+        self.config, self.context, self.resume = config, context, resume
+        output = Path(config.output)
+        self.output, self.last, self.best = output, output / "last.pt", output / "best.pt"
+        torch.manual_seed(config.seed)
+        self.train_set, self.val_set = load_datasets(config, context)
+        self.class_names = list(self.train_set.class_names)
+        self.state = _State()
+        checkpoint = self._set_up_model()
+        self._set_up_data()
+        self._set_up_optimisation()
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self.network = self._wrap_network()
+        self.loss_fn = MultiBoxLoss(self.model.priors, LossConfig(classification=config.loss)).to(context.device)
+
+    def _set_up_model(self) -> dict[str, Any] | None:
+        """Build the model, or load it from the checkpoint to resume (returned, else None)."""
+        if self.resume is not None:
+            model, names, checkpoint = load_checkpoint(self.resume)
+            if names != self.class_names:
+                raise CheckpointError(self.resume, f"checkpoint classes {names[1:]} differ from the dataset's {self.class_names[1:]}")
+        else:
+            model, checkpoint = build_training_model(self.config, len(self.class_names)), None
+        model.to(self.context.device)
+        if self.config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model
+        return checkpoint
+
+    def _set_up_data(self) -> None:
+        """The training transform for the model's input, the optional image cache, steps per epoch."""
+        config, model = self.config, self.model
+        self.train_set.transform = train_transform(config, model.config.input_size, model.config.mean)
+        if config.cache_images:
+            self.train_set = MemoryCachedDataset(self.train_set)
+            if self.context.is_main:
+                print(f"data: caching the {len(self.train_set)} resized training images in memory as they are first read "
+                      f"(~{self.train_set.estimated_bytes(model.config.input_size) / 2**20:.0f} MiB per training process)")
+        self.steps_per_epoch = len(epoch_loader(self.train_set, config, 0, self.context))
+        if self.steps_per_epoch == 0:
+            raise CheckpointError(config.data, f"{len(self.train_set)} training images: fewer than one batch per process")
+
+    def _set_up_optimisation(self) -> None:
+        """Optimiser, per-step schedule, AMP loss scaler, and the log (main process only)."""
+        config, context = self.config, self.context
+        self.optimizer = build_optimizer(self.model, config)
+        self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
+        self.use_amp = config.amp if config.amp is not None else context.device.type == "cuda"
+        self.scaler = _grad_scaler(context.device, self.use_amp)
+        self.history = History(self.output, tensorboard=config.tensorboard and context.is_main) if context.is_main else None
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from ``checkpoint``: optimiser, schedule, scaler, position and log."""
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        load_scaler_state(self.scaler, checkpoint.get("scaler") or {})
+        self.state = _State(int(checkpoint["epoch"]), int(checkpoint["iteration"]), checkpoint.get("epoch_sums"), checkpoint.get("best_value"))
+        if self.history is not None:
+            self.history.rows = list(checkpoint.get("history", []))
+        if self.context.is_main:
+            print(f"resume: {self.resume} at epoch {self.state.epoch + 1}, batch {self.state.iteration} of {self.steps_per_epoch}")
+
+    def _wrap_network(self) -> nn.Module:
+        """The model itself, or under DistributedDataParallel when several processes train."""
+        context, model = self.context, self.model
+        if not context.distributed:
+            return model
         if context.is_main:
             print(f"distributed: {context.world_size} processes ({dist.get_backend()})")
         find_unused = model.config.feature_indices is not None  # e.g. VGG's conv4_3 L2Norm when map 0 is unused
-        network = nn.parallel.DistributedDataParallel(
+        return nn.parallel.DistributedDataParallel(
             model, device_ids=[context.device.index] if context.device.type == "cuda" else None, find_unused_parameters=find_unused
         )
-    loss_fn = MultiBoxLoss(model.priors, LossConfig(classification=config.loss)).to(context.device)
 
-    def save(path: Path) -> Path:
+    def save(self, path: Path) -> Path:
+        """Write a training checkpoint (model, optimiser, schedule, scaler, position, log, config)."""
+        state = self.state
         return save_checkpoint(
-            path, model, class_names,
-            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+            path, self.model, self.class_names,
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
             epoch=state.epoch, iteration=state.iteration, epoch_sums=state.sums, best_value=state.best_value,
-            history=history.rows if history is not None else [], train_config=config.to_dict(),
+            history=self.history.rows if self.history is not None else [], train_config=self.config.to_dict(),
         )
 
-    last, best = output / "last.pt", output / "best.pt"
-    interrupted = False
-    try:
-        with _deferred_interrupt() as stop_requested:
-            while state.epoch < config.epochs:
-                _train_epoch(network, loss_fn, optimizer, scheduler, scaler, use_amp, train_set, config, context, state,
-                             steps_per_epoch, stop_requested)
-                row = _epoch_row(state, optimizer)
-                epoch_done = state.epoch + 1
-                if epoch_done % config.eval_every == 0 or epoch_done == config.epochs:
-                    if context.is_main:
-                        _precise_bn(model, train_set, config, context, state.epoch)
-                        if val_set is not None:
-                            row.update(_validate(model, class_names, val_set, config, context))
-                        model.train()
-                    barrier(context)
-                improved = _improves(row.get(config.best_metric), state.best_value)
-                if improved:
-                    state.best_value = row[config.best_metric]
-                state.epoch, state.iteration, state.sums = epoch_done, 0, None
-                if context.is_main:
-                    history.add(row)
-                    save(last)
-                    if improved:
-                        save(best)
-                    _print_epoch(row, config, steps_per_epoch)
-                barrier(context)
-    except KeyboardInterrupt:
-        interrupted = True
+    def run(self) -> TrainResult:
+        """Train the remaining epochs; Ctrl-C saves ``last.pt`` and returns (``interrupted``)."""
+        interrupted = False
+        try:
+            with _deferred_interrupt() as stop_requested:
+                while self.state.epoch < self.config.epochs:
+                    self.train_epoch(stop_requested)
+                    self.end_epoch()
+        except KeyboardInterrupt:
+            interrupted = True
+            if self.context.is_main:
+                self.save(self.last)
+                print(f"\ninterrupted: saved {self.last} (epoch {self.state.epoch + 1}, batch {self.state.iteration} of "
+                      f"{self.steps_per_epoch}). Note: continue with ssd-train --resume {self.last}")
+        self._finish(interrupted)
+        history = self.history.rows if self.history else []
+        best = self.best if self.best.exists() else None
+        return TrainResult(self.output, self.last, best, history, self.state.best_value, interrupted)
+
+    def train_epoch(self, stop_requested: threading.Event) -> None:
+        """One epoch from batch ``state.iteration``; ``state`` is updated after every step. After a
+        Ctrl-C (``stop_requested``, on any rank) it raises KeyboardInterrupt between two steps, so
+        ``state`` describes exactly the batches done."""
+        config, context, state = self.config, self.context, self.state
+        self.network.train()
+        loader = epoch_loader(self.train_set, config, state.epoch, context)
+        sums = state.sums or {"loss": 0.0, "loss_loc": 0.0, "loss_cls": 0.0, "steps": 0, "images": 0, "seconds": 0.0}
+        state.sums = sums
+        bar = tqdm(total=self.steps_per_epoch, initial=state.iteration, desc=f"epoch {state.epoch + 1}/{config.epochs}",
+                   unit="batch", disable=not (config.progress and context.is_main), dynamic_ncols=True)
+        started = time.perf_counter()
+        for index, (images, targets) in enumerate(loader):
+            if index < state.iteration:
+                continue  # resumed mid-epoch: these batches were trained on before the interruption
+            losses = self._step(images, targets, index)
+            state.iteration = index + 1
+            sums["steps"] += 1
+            sums["images"] += images.shape[0] * context.world_size
+            for key, name in (("loss", "total"), ("loss_loc", "loc"), ("loss_cls", "cls")):
+                sums[key] += float(losses[name].detach())
+            _show_progress(bar, sums, sums["seconds"] + time.perf_counter() - started, self.optimizer)
+            if any_rank(context, stop_requested.is_set()):
+                sums["seconds"] += time.perf_counter() - started
+                bar.close()
+                raise KeyboardInterrupt
+        sums["seconds"] += time.perf_counter() - started
+        bar.close()
+
+    def _step(self, images: Tensor, targets: list[dict[str, Tensor]], index: int) -> dict[str, Tensor]:
+        """One optimiser step on a batch (images Tensor[N, 3, H, W] in [0, 1]; targets' boxes as
+        fractions of the image); returns the losses ("total", "loc", "cls")."""
+        config, device = self.config, self.context.device
+        images = images.to(device, non_blocking=True)
+        if config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
+        autocast = torch.autocast(device.type, dtype=torch.float16) if self.use_amp and device.type == "cuda" else contextlib.nullcontext()
+        with autocast:
+            loc, logits = self.network(images)
+        losses = self.loss_fn(loc.float(), logits.float(), targets)
+        if not torch.isfinite(losses["total"]):
+            raise FloatingPointError(f"epoch {self.state.epoch + 1}, batch {index}: the loss is {losses['total'].item()}. Note: lower --lr or set --clip-grad-norm")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["total"]).backward()
+        if config.clip_grad_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), config.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return losses
+
+    def end_epoch(self) -> None:
+        """Validate when due, then record the epoch: history row, ``last.pt``, ``best.pt`` if improved."""
+        config, context, state = self.config, self.context, self.state
+        row = _epoch_row(state, self.optimizer)
+        epoch_done = state.epoch + 1
+        if epoch_done % config.eval_every == 0 or epoch_done == config.epochs:
+            row.update(self.validate())
+        improved = _improves(row.get(config.best_metric), state.best_value)
+        if improved:
+            state.best_value = row[config.best_metric]
+        state.epoch, state.iteration, state.sums = epoch_done, 0, None
         if context.is_main:
-            save(last)
-            print(f"\ninterrupted: saved {last} (epoch {state.epoch + 1}, batch {state.iteration} of {steps_per_epoch}). "
-                  f"Note: continue with ssd-train --resume {last}")
-    if context.distributed and not interrupted:
-        in_sync = weights_in_sync(model, context)
-        if context.is_main:
-            print(f"distributed: weights identical on all {context.world_size} ranks" if in_sync
-                  else "distributed: WARNING: the ranks' weights differ (the processes diverged)")
-    if history is not None:
+            self.history.add(row)
+            self.save(self.last)
+            if improved:
+                self.save(self.best)
+            _print_epoch(row, config, self.steps_per_epoch)
+        barrier(context)
+
+    def validate(self) -> dict[str, float]:
+        """On the main process: precise BatchNorm statistics, then the validation metrics (none
+        without a validation set); the other processes wait."""
+        metrics: dict[str, float] = {}
+        if self.context.is_main:
+            precise_bn(self.model, self.train_set, self.config, self.context, self.state.epoch)
+            if self.val_set is not None:
+                metrics = _validate(self.model, self.class_names, self.val_set, self.config, self.context)
+            self.model.train()
+        barrier(self.context)
+        return metrics
+
+    def _finish(self, interrupted: bool) -> None:
+        """Check the ranks agree (DDP), plot the curves and close the log."""
+        context, config = self.context, self.config
+        if context.distributed and not interrupted:
+            in_sync = weights_in_sync(self.model, context)
+            if context.is_main:
+                print(f"distributed: weights identical on all {context.world_size} ranks" if in_sync
+                      else "distributed: WARNING: the ranks' weights differ (the processes diverged)")
+        history = self.history
+        if history is None:
+            return
         curves = history.plot() if history.rows else None
         history.close()
         if not interrupted:
-            print(f"done: {last}" + (f", best {config.best_metric} {state.best_value:.4f} in {best}" if state.best_value is not None else "")
+            best = self.state.best_value
+            print(f"done: {self.last}" + (f", best {config.best_metric} {best:.4f} in {self.best}" if best is not None else "")
                   + (f"; log {history.csv_path}" + (f", curves {curves}" if curves else "")))
-    return TrainResult(output, last, best if best.exists() else None, history.rows if history else [], state.best_value, interrupted)
 
 
 def _grad_scaler(device: torch.device, use_amp: bool) -> torch.amp.GradScaler:
@@ -208,59 +321,13 @@ def load_scaler_state(scaler: torch.amp.GradScaler, state: dict[str, Any]) -> No
         scaler.load_state_dict(state)
 
 
-def _train_epoch(
-    network: nn.Module, loss_fn: MultiBoxLoss, optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any,
-    use_amp: bool, dataset: Any, config: TrainConfig, context: DistContext, state: _State, steps_per_epoch: int,
-    stop_requested: threading.Event,
-) -> None:
-    """One epoch from batch ``state.iteration``; ``state`` is updated after every step. After a
-    Ctrl-C (``stop_requested``, on any rank) it raises KeyboardInterrupt between two steps, so
-    ``state`` describes exactly the batches done."""
-    network.train()
-    loader = epoch_loader(dataset, config, state.epoch, context)
-    sums = state.sums or {"loss": 0.0, "loss_loc": 0.0, "loss_cls": 0.0, "steps": 0, "images": 0, "seconds": 0.0}
-    state.sums = sums
-    bar = tqdm(total=steps_per_epoch, initial=state.iteration, desc=f"epoch {state.epoch + 1}/{config.epochs}",
-               unit="batch", disable=not (config.progress and context.is_main), dynamic_ncols=True)
-    device = context.device
-    autocast = torch.autocast(device.type, dtype=torch.float16) if use_amp and device.type == "cuda" else contextlib.nullcontext()
-    started = time.perf_counter()
-    for index, (images, targets) in enumerate(loader):
-        if index < state.iteration:
-            continue  # resumed mid-epoch: these batches were trained on before the interruption
-        images = images.to(device, non_blocking=True)
-        if config.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        targets = [{"boxes": t["boxes"].to(device), "labels": t["labels"].to(device)} for t in targets]
-        with autocast:
-            loc, logits = network(images)
-        losses = loss_fn(loc.float(), logits.float(), targets)
-        if not torch.isfinite(losses["total"]):
-            raise FloatingPointError(f"epoch {state.epoch + 1}, batch {index}: the loss is {losses['total'].item()}. Note: lower --lr or set --clip-grad-norm")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(losses["total"]).backward()
-        if config.clip_grad_norm is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(network.parameters(), config.clip_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        state.iteration = index + 1
-        sums["steps"] += 1
-        sums["images"] += images.shape[0] * context.world_size
-        for key, name in (("loss", "total"), ("loss_loc", "loc"), ("loss_cls", "cls")):
-            sums[key] += float(losses[name].detach())
-        elapsed = sums["seconds"] + time.perf_counter() - started
-        bar.set_postfix(loss=f"{sums['loss'] / sums['steps']:.3f}", loc=f"{sums['loss_loc'] / sums['steps']:.3f}",
-                        cls=f"{sums['loss_cls'] / sums['steps']:.3f}", img_s=f"{sums['images'] / max(elapsed, 1e-9):.1f}",
-                        lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-        bar.update(1)
-        if any_rank(context, stop_requested.is_set()):
-            sums["seconds"] += time.perf_counter() - started
-            bar.close()
-            raise KeyboardInterrupt
-    sums["seconds"] += time.perf_counter() - started
-    bar.close()
+def _show_progress(bar: tqdm, sums: dict[str, float], elapsed: float, optimizer: torch.optim.Optimizer) -> None:
+    """Advance the epoch's bar by one step: mean losses so far, images per second, learning rate."""
+    steps = sums["steps"]
+    bar.set_postfix(loss=f"{sums['loss'] / steps:.3f}", loc=f"{sums['loss_loc'] / steps:.3f}",
+                    cls=f"{sums['loss_cls'] / steps:.3f}", img_s=f"{sums['images'] / max(elapsed, 1e-9):.1f}",
+                    lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+    bar.update(1)
 
 
 @contextlib.contextmanager
@@ -296,18 +363,6 @@ def _epoch_row(state: _State, optimizer: torch.optim.Optimizer) -> dict[str, Any
         "images_per_s": sums.get("images", 0) / max(sums.get("seconds", 0.0), 1e-9),
         "epoch_s": sums.get("seconds", 0.0),
     }
-
-
-def _precise_bn(model: nn.Module, dataset: Any, config: TrainConfig, context: DistContext, epoch: int) -> None:
-    """Recompute BatchNorm statistics on ``precise_bn_images`` augmented training images (the
-    epoch's own seeded order), so validation and the saved checkpoint use statistics of the final
-    weights (see :mod:`.precise_bn`)."""
-    if config.precise_bn_images <= 0:
-        return
-    loader = epoch_loader(dataset, config, epoch, DistContext(device=context.device))
-    limit = max(1, config.precise_bn_images // config.batch_size)
-    batches = (images for images, _ in itertools.islice(loader, limit) if images.shape[0] > 1)
-    recompute_batchnorm_statistics(model, batches, context.device)
 
 
 def _validate(model: nn.Module, class_names: list[str], val_set: Any, config: TrainConfig, context: DistContext) -> dict[str, float]:
