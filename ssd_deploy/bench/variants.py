@@ -25,8 +25,6 @@ from ..runtimes import RUNTIMES, runtime_for_file
 from ..runtimes.base import PRECISIONS
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-
-
 CHECKPOINT = FileKind(None)  # the pytorch runtime runs the checkpoint itself
 
 
