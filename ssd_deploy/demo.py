@@ -18,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .checkpoint import load_state_dict_file
 from .data.shapes import ensure_shapes_dataset
@@ -85,52 +85,21 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     """Run every step (see the module docstring); returns what ``report.json`` holds."""
-    from .bench.latency import LatencyConfig, run_latency
-    from .bench.parity import ParityConfig, run_parity
-
     if config.export_jobs < 1:
         raise SSDDeployError(f"--export-jobs {config.export_jobs}: expected 1 or more")
     out = Path(config.out)
     started = time.perf_counter()
     timings: dict[str, float] = {}
-
-    def step(number: int, title: str) -> float:
-        print(f"\n[{number}/6] {title}", flush=True)
-        return time.perf_counter()
-
-    t = step(1, "data: the synthetic shapes dataset")
-    train_dir = ensure_shapes_dataset(out / "data" / f"train-{config.train_images}-seed{config.seed}", config.train_images,
-                                      seed=config.seed, progress=config.progress)
-    val_dir = ensure_shapes_dataset(out / "data" / f"val-{config.val_images}-seed{config.seed + 1}", config.val_images,
-                                    seed=config.seed + 1, progress=config.progress)
-    timings["data_s"] = time.perf_counter() - t
-
-    t = step(2, f"train: {DEMO_TRAINING['arch']} at {DEMO_TRAINING['input_size'][0]} px, {config.epochs} epochs")
-    checkpoint, training = _train(config, train_dir, val_dir)
-    timings["train_s"] = time.perf_counter() - t
-
-    t = step(3, "evaluate: PyTorch FP32 on the held-out images (VOC and COCO metrics)")
-    evaluation = _evaluate(checkpoint, val_dir, config)
-    print(evaluation.table())
-    timings["evaluate_s"] = time.perf_counter() - t
-
-    t = step(4, "export: TorchScript and ONNX with decoding and NMS inside, and the other files parity and latency run")
-    models = _export(checkpoint, val_dir, config)
-    timings["export_s"] = time.perf_counter() - t
-
-    t = step(5, "parity: the same mAP on every runtime?")
-    parity = run_parity(checkpoint, ParityConfig(runtimes=config.runtimes, precisions=config.precisions, data=val_dir,
-                                                 calibration=_calibration(val_dir), threads=config.threads, verify=config.verify,
-                                                 export_jobs=config.export_jobs, progress=config.progress), out / "bench")
-    timings["parity_s"] = time.perf_counter() - t
-
-    t = step(6, "latency: every runtime against torchvision's eager pipeline")
-    latency = run_latency([checkpoint], LatencyConfig(runtimes=config.runtimes, precisions=config.precisions, images=val_dir / "JPEGImages",
-                                                      calibration=_calibration(val_dir), warmup=config.latency_warmup,
-                                                      iterations=config.latency_iterations, max_seconds=20.0, threads=config.threads,
-                                                      verify=config.verify, export_jobs=config.export_jobs, progress=config.progress),
-                           out / "bench")
-    timings["latency_s"] = time.perf_counter() - t
+    train_dir, val_dir = _step(timings, "data", 1, "data: the synthetic shapes dataset", lambda: _data(config))
+    checkpoint, training = _step(timings, "train", 2, f"train: {DEMO_TRAINING['arch']} at {DEMO_TRAINING['input_size'][0]} px, "
+                                 f"{config.epochs} epochs", lambda: _train(config, train_dir, val_dir))
+    evaluation = _step(timings, "evaluate", 3, "evaluate: PyTorch FP32 on the held-out images (VOC and COCO metrics)",
+                       lambda: _evaluate(checkpoint, val_dir, config))
+    models = _step(timings, "export", 4, "export: TorchScript and ONNX with decoding and NMS inside, and the other files parity "
+                   "and latency run", lambda: _export(checkpoint, val_dir, config))
+    parity = _step(timings, "parity", 5, "parity: the same mAP on every runtime?", lambda: _parity(checkpoint, val_dir, config))
+    latency = _step(timings, "latency", 6, "latency: every runtime against torchvision's eager pipeline",
+                    lambda: _latency(checkpoint, val_dir, config))
 
     report_dir = out / "report"
     pictures = _pictures(models["onnx"], val_dir, report_dir / "detections")
@@ -150,6 +119,43 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     print("\nlatency (milliseconds per call; speed-up against torchvision's eager pipeline):\n" + latency.markdown())
     print(f"\ndemo: done in {timings['total_s'] / 60:.1f} min; report in {report_dir / 'README.md'}")
     return report
+
+
+def _step(timings: dict[str, float], name: str, number: int, title: str, run: Callable[[], Any]) -> Any:
+    """Announce step ``number`` of 6, run it and record its seconds as ``timings[name + "_s"]``."""
+    print(f"\n[{number}/6] {title}", flush=True)
+    start = time.perf_counter()
+    result = run()
+    timings[f"{name}_s"] = time.perf_counter() - start
+    return result
+
+
+def _data(config: DemoConfig) -> tuple[Path, Path]:
+    """The training and held-out shapes datasets (generated once, then reused)."""
+    out = Path(config.out)
+    train_dir = ensure_shapes_dataset(out / "data" / f"train-{config.train_images}-seed{config.seed}", config.train_images,
+                                      seed=config.seed, progress=config.progress)
+    val_dir = ensure_shapes_dataset(out / "data" / f"val-{config.val_images}-seed{config.seed + 1}", config.val_images,
+                                    seed=config.seed + 1, progress=config.progress)
+    return train_dir, val_dir
+
+
+def _parity(checkpoint: Path, val_dir: Path, config: DemoConfig):
+    from .bench import ParityConfig, run_parity
+
+    return run_parity(checkpoint, ParityConfig(runtimes=config.runtimes, precisions=config.precisions, data=val_dir,
+                                               calibration=_calibration(val_dir), threads=config.threads, verify=config.verify,
+                                               export_jobs=config.export_jobs, progress=config.progress), Path(config.out) / "bench")
+
+
+def _latency(checkpoint: Path, val_dir: Path, config: DemoConfig):
+    from .bench import LatencyConfig, run_latency
+
+    return run_latency([checkpoint], LatencyConfig(runtimes=config.runtimes, precisions=config.precisions, images=val_dir / "JPEGImages",
+                                                   calibration=_calibration(val_dir), warmup=config.latency_warmup,
+                                                   iterations=config.latency_iterations, max_seconds=20.0, threads=config.threads,
+                                                   verify=config.verify, export_jobs=config.export_jobs, progress=config.progress),
+                       Path(config.out) / "bench")
 
 
 def _train(config: DemoConfig, train_dir: Path, val_dir: Path) -> tuple[Path, dict[str, Any]]:
@@ -214,7 +220,9 @@ def _evaluate(checkpoint: Path, val_dir: Path, config: DemoConfig):
 
     detector = load(checkpoint, runtime="pytorch")  # the paper's evaluation settings (score 0.01)
     dataset = load_dataset(val_dir, class_names=detector.class_names)
-    return evaluate_detector(detector, dataset, progress=config.progress)
+    evaluation = evaluate_detector(detector, dataset, progress=config.progress)
+    print(evaluation.table())
+    return evaluation
 
 
 def _calibration(val_dir: Path) -> Path:
@@ -229,19 +237,18 @@ def _export(checkpoint: Path, val_dir: Path, config: DemoConfig) -> dict[str, Pa
     export them, together with every other file those steps run (AOTInductor packages, INT8 ONNX,
     the network-only companions), ``config.export_jobs`` at a time: parity and latency find them there.
     """
-    from .bench.network_export import export_files, file_names
-    from .bench.variants import ExportSettings, FileKind, cache_folder, file_kinds, plan_variants
+    from .artifacts import ExportSettings, FileKind, cached_file, ready_files
+    from .bench import plan_variants
 
     settings = ExportSettings(config.out / "bench" / "cache", _calibration(val_dir), verify=config.verify, jobs=config.export_jobs)
-    folder = cache_folder(settings, checkpoint)
     copied = {"torchscript": FileKind("torchscript", "fp32"), "onnx": FileKind("onnx", "fp32")}
     planned, _ = plan_variants(checkpoint, config.runtimes, config.precisions, "cpu")
-    kinds = file_kinds(planned, extra=list(copied.values()))
     for kind in copied.values():
-        cached = folder / file_names(kind, settings)[0]
-        if cached.is_file():
+        cached = cached_file(checkpoint, kind, settings)
+        if cached is not None:
             print(f"export: reusing {cached} (exported from this checkpoint before)")
-    files, errors = export_files(checkpoint, kinds, folder, settings, log=lambda line: print(f"export: {line}", flush=True))
+    kinds = [p.kind for p in planned] + list(copied.values())
+    files, errors = ready_files(checkpoint, kinds, settings, log=lambda line: print(f"export: {line}", flush=True))
     paths = {}
     for name, kind in copied.items():
         if kind in errors:

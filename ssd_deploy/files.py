@@ -41,9 +41,9 @@ def _umask() -> int:
     return mask
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 (64 lowercase hex digits) of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+def file_sha256(path: str | Path, prefix: bytes = b"") -> str:
+    """Hex SHA-256 (64 lowercase hex digits) of ``prefix`` and then a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256(prefix)
     with open(path, "rb") as file:
         for chunk in iter(lambda: file.read(_CHUNK), b""):
             digest.update(chunk)

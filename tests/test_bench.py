@@ -20,9 +20,9 @@ import torch
 from helpers import informative_init
 from ssd_deploy.bench import LatencyConfig, ParityReport, ParityRow, baseline_unsupported, build_torchvision_model, machine_info, run_latency
 from ssd_deploy.bench.baseline import TorchvisionBaseline
-from ssd_deploy.bench.network_export import file_names
+from ssd_deploy.artifacts import ExportSettings, FileKind, file_names
 from ssd_deploy.bench.report import finite
-from ssd_deploy.bench.variants import ExportSettings, FileKind, plan_variants, prepare_variants
+from ssd_deploy.bench.variants import plan_variants, prepare_variants
 from ssd_deploy.checkpoint import save_checkpoint
 from ssd_deploy.cli import run_cli
 from ssd_deploy.cli.bench import main as bench_main
@@ -143,13 +143,13 @@ def test_thresholds_reach_every_runtime_and_name_the_cached_files(v3_checkpoint,
 def test_a_failed_export_fails_only_its_variant(v3_checkpoint, tmp_path, monkeypatch):
     """An INT8 file that fails its check must not stop the benchmark: its variant carries the
     error (reported as failed), the other variants still get their files."""
-    from ssd_deploy.bench import network_export
+    from ssd_deploy.artifacts import full
     from ssd_deploy.errors import ExportError
 
-    def export_model(checkpoint, path, options, float_onnx=None):
+    def write_full(checkpoint, path, options, float_onnx=None):
         raise ExportError(path, "the exported file does not reproduce the PyTorch model")
 
-    monkeypatch.setattr(network_export, "export_model", export_model)
+    monkeypatch.setattr(full, "write_full", write_full)
     settings = ExportSettings(tmp_path, calibration=tmp_path)
     planned, _ = plan_variants(v3_checkpoint, ("pytorch", "onnxruntime"), ("fp32", "int8"))
     variants = {v.label: v for v in prepare_variants(v3_checkpoint, planned, settings, log=lambda _line: None)}
@@ -163,15 +163,15 @@ def test_a_failed_export_fails_only_its_variant(v3_checkpoint, tmp_path, monkeyp
 def test_int8_onnx_quantises_the_cached_float_file_or_exports_in_full(tmp_path):
     """ssd-bench quantises the cached float32 ONNX file for INT8; one that export_model refuses
     (e.g. written by an older version) falls back to a full export instead of failing the variant."""
-    from ssd_deploy.bench import network_export
+    from ssd_deploy.artifacts import full
     from ssd_deploy.errors import ExportError
 
     settings = ExportSettings(tmp_path, calibration=tmp_path)
-    float_file = tmp_path / network_export.file_names(FileKind("onnx", "fp32"), settings)[0]
+    float_file = tmp_path / file_names(FileKind("onnx", "fp32"), settings)[0]
     float_file.write_bytes(b"cached")
     calls = []
 
-    def export_model(checkpoint, path, options, float_onnx=None, refuse=False):
+    def write_full(checkpoint, path, options, float_onnx=None, refuse=False):
         calls.append(float_onnx)
         if float_onnx is not None and refuse:
             raise ExportError(float_onnx, "not the float32 export of this model with these settings (differs in: ssd_deploy_version)")
@@ -179,16 +179,16 @@ def test_int8_onnx_quantises_the_cached_float_file_or_exports_in_full(tmp_path):
 
     lines = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(network_export, "export_model", export_model)
-        network_export._export_full(tmp_path / "m.pt", FileKind("onnx", "int8"), tmp_path / "int8.onnx", tmp_path, settings, lines.append)
+        patch.setattr(full, "write_full", write_full)
+        full.export_full(tmp_path / "m.pt", FileKind("onnx", "int8"), tmp_path / "int8.onnx", tmp_path, settings, lines.append)
         assert calls == [float_file]
         calls.clear()
-        patch.setattr(network_export, "export_model", functools.partial(export_model, refuse=True))
-        network_export._export_full(tmp_path / "m.pt", FileKind("onnx", "int8"), tmp_path / "int8.onnx", tmp_path, settings, lines.append)
+        patch.setattr(full, "write_full", functools.partial(write_full, refuse=True))
+        full.export_full(tmp_path / "m.pt", FileKind("onnx", "int8"), tmp_path / "int8.onnx", tmp_path, settings, lines.append)
         assert calls == [float_file, None]
         assert "exporting int8.onnx in full instead" in lines[-1]
         calls.clear()
-        network_export._export_full(tmp_path / "m.pt", FileKind("onnx", "fp32"), tmp_path / "other.onnx", tmp_path, settings, lines.append)
+        full.export_full(tmp_path / "m.pt", FileKind("onnx", "fp32"), tmp_path / "other.onnx", tmp_path, settings, lines.append)
         assert calls == [None]  # only INT8 files are quantised from it
 
 

@@ -9,12 +9,9 @@ import pytest
 import torch
 
 from helpers import informative_init
+from ssd_deploy.artifacts import ExportJob, ExportSettings, FileKind, can_overlap, export_files, start_order, usable_cores, waits_for
 from ssd_deploy.bench.latency import LatencyConfig
-from ssd_deploy.bench.machine import usable_cores
-from ssd_deploy.bench.network_export import export_files
-from ssd_deploy.bench.parallel_export import ExportJob, can_overlap, start_order, waits_for
 from ssd_deploy.bench.parity import ParityConfig, run_parity
-from ssd_deploy.bench.variants import ExportSettings, FileKind
 from ssd_deploy.checkpoint import save_checkpoint
 from ssd_deploy.data.shapes import CLASS_NAMES
 from ssd_deploy.demo import DemoConfig, run_demo

@@ -23,7 +23,7 @@ from ssd_deploy.cli.detect import main as detect_main
 from ssd_deploy.compare import Tolerances, compare_detections, detection_recall
 from ssd_deploy.data.shapes import CLASS_NAMES, generate_shapes_dataset, render_scene
 from ssd_deploy.errors import ExportError, ImageReadError, RuntimeUnavailableError, SSDDeployError
-from ssd_deploy.export import ExportOptions, export_model
+from ssd_deploy.export import ExportOptions, export_int8_from_float, export_model
 from ssd_deploy.export.int8 import asymmetric_qdq_nodes, module_scopes
 from ssd_deploy.pipeline import preprocess
 from ssd_deploy.runtimes import RUNTIMES, InputError, available, load, runtime_for_file
@@ -181,7 +181,7 @@ def test_int8_from_the_float_file_equals_a_full_int8_export(trained_checkpoint, 
     options = ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=files["int8_ort"].parent / "calibration", int8_quantizer="ort")
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(formats.FORMATS, "onnx", dataclasses.replace(formats.FORMATS["onnx"], write=no_export))
-        reused = export_model(trained_checkpoint, tmp_path / "reused.onnx", options, float_onnx=files["onnx"]).path
+        reused = export_int8_from_float(trained_checkpoint, tmp_path / "reused.onnx", files["onnx"], options).path
 
     def props(path):
         return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
@@ -198,9 +198,9 @@ def test_int8_from_the_float_file_equals_a_full_int8_export(trained_checkpoint, 
 def test_int8_from_a_float_file_with_other_settings_is_refused(trained_checkpoint, files, tmp_path):
     options = ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=files["int8_ort"].parent / "calibration", int8_quantizer="ort")
     with pytest.raises(ExportError, match=r"raw\.onnx: not the float32 export .*differs in: .*nms"):
-        export_model(trained_checkpoint, tmp_path / "int8.onnx", options, float_onnx=files["raw"])  # exported without NMS
+        export_int8_from_float(trained_checkpoint, tmp_path / "int8.onnx", files["raw"], options)  # exported without NMS
     with pytest.raises(ExportError, match=r"onnx\.onnx: not the float32 export .*differs in: opset 18, not 17"):
-        export_model(trained_checkpoint, tmp_path / "int8.onnx", dataclasses.replace(options, opset=17), float_onnx=files["onnx"])
+        export_int8_from_float(trained_checkpoint, tmp_path / "int8.onnx", files["onnx"], dataclasses.replace(options, opset=17))
     assert not (tmp_path / "int8.onnx").exists()
 
 

@@ -6,16 +6,19 @@
     parity = run_parity("model.pt", ParityConfig(data=Path("VOCdevkit/VOC2007")), out_dir="runs/bench")
     parity.write("runs/bench"); parity.ok                         # False: a runtime beyond tolerance
 
-Modules: ``variants`` (which runtime x precision, which files), ``network_export`` (exports and
-their network-only companions), ``latency``, ``parity``, ``baseline`` (torchvision's eager SSD with
-our weights), ``machine``, ``images``, ``report`` (tables, CSV, JSON), ``plots`` (PNG charts).
+Modules: ``variants`` (which runtime x precision, which files), ``latency``, ``parity``,
+``baseline`` (torchvision's eager SSD with our weights), ``machine``, ``images``, ``rows`` (results
+as data), ``report`` (tables, CSV, JSON), ``plots`` (PNG charts). The exported files and their
+network-only companions come from the export cache, :mod:`ssd_deploy.artifacts`.
 """
 
 from .baseline import TorchvisionBaseline, baseline_unsupported, build_torchvision_model
 from .latency import LatencyConfig, run_latency
 from .machine import machine_info
 from .parity import DEFAULT_TOLERANCES, ParityConfig, run_parity
-from .report import LatencyReport, LatencyRow, ParityReport, ParityRow, SkipRecord
+from .report import LatencyReport, ParityReport
+from .rows import LatencyRow, ParityRow, SkipRecord
+from .variants import plan_variants, prepare_variants
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -30,6 +33,8 @@ __all__ = [
     "baseline_unsupported",
     "build_torchvision_model",
     "machine_info",
+    "plan_variants",
+    "prepare_variants",
     "run_latency",
     "run_parity",
 ]

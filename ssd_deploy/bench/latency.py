@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..artifacts import ExportSettings
 from ..checkpoint import load_checkpoint
 from ..errors import SSDDeployError
 from ..pipeline import preprocess
@@ -26,8 +27,9 @@ from ..runtimes import Detector, StageTimes, load
 from .baseline import TorchvisionBaseline, baseline_unsupported, build_torchvision_model
 from .images import bench_images, default_calibration
 from .machine import machine_info
-from .report import LatencyReport, LatencyRow, SkipRecord
-from .variants import ExportSettings, Variant, is_checkpoint, plan_variants, prepare_variants
+from .report import LatencyReport
+from .rows import LatencyRow, SkipRecord
+from .variants import Variant, is_checkpoint, plan_variants, prepare_variants
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,21 @@ class LatencyConfig:
             raise SSDDeployError(f"--export-jobs {self.export_jobs}: expected 1 or more")
         if self.max_seconds <= 0:
             raise SSDDeployError(f"--max-seconds {self.max_seconds}: expected a positive number of seconds")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What a row measured: the input's file name, its architecture, runtime, precision, batch
+    size, device and the file run (``baseline``: torchvision's eager pipeline)."""
+
+    model: str
+    arch: str
+    runtime: str
+    precision: str
+    batch: int
+    device: str
+    file: str
+    baseline: bool = False
 
 
 @dataclass
@@ -186,9 +203,9 @@ def _measure_variant(path: Path, arch: str, variant: Variant, images: list[np.nd
             if network is not None:
                 ready, _ = preprocess(chosen, detector.metadata.input_size, detector.metadata.resize)
                 split_net, split_post = _time_split(detector.runner.infer, network, ready, config)
-            rows.append(_row(path, arch or detector.metadata.arch, variant.runtime, variant.precision, batch, config.device,
-                             str(variant.path), samples, split="host only" if split_net is None else "network-only run",
-                             network=split_net, in_graph=split_post))
+            measured = Measured(path.name, arch or detector.metadata.arch, variant.runtime, variant.precision, batch, config.device,
+                                str(variant.path))
+            rows.append(_row(measured, samples, "host only" if split_net is None else "network-only run", split_net, split_post))
     finally:
         close_network()
         detector.close()
@@ -208,8 +225,8 @@ def _measure_baseline(path: Path, images: list[np.ndarray], config: LatencyConfi
     rows = []
     for batch in _bar(config.batch_sizes, f"{path.name}: torchvision eager", config.progress):
         samples = _time_calls(baseline.detect, lambda: baseline.last_times, images[:batch], config)
-        rows.append(_row(path, arch, "torchvision", "fp32", batch, "cpu", "torchvision.models.detection (eager)", samples,
-                         split="forward hooks", network=None, in_graph=None, baseline=True))
+        measured = Measured(path.name, arch, "torchvision", "fp32", batch, "cpu", "torchvision.models.detection (eager)", baseline=True)
+        rows.append(_row(measured, samples, "forward hooks", None, None))
     return rows, arch, None
 
 
@@ -219,15 +236,13 @@ def _network_call(variant: Variant, detector: Detector, config: LatencyConfig) -
     if not config.split:
         return None, lambda: None
     if variant.runtime == "pytorch":
-        network = detector.runner.module.model  # the DeployModule's network (cast or compiled as run)
-        device = detector.runner.device
+        runner = detector.runner  # its own network, cast or compiled as it runs it
 
         def run(batch):
-            with torch.inference_mode():
-                out = network(batch.to(device))
-                if out[0].is_cuda:
-                    torch.cuda.synchronize()
-                return out
+            out = runner.infer_network(batch)
+            if out[0].is_cuda:
+                torch.cuda.synchronize()
+            return out
 
         return run, lambda: None
     if variant.network_path is None:
@@ -283,8 +298,10 @@ def _time_split(full: Callable, network: Callable, batch: torch.Tensor, config: 
     return float(np.median(network_ms)), max(0.0, float(np.median(differences)))
 
 
-def _row(path: Path, arch: str, runtime: str, precision: str, batch: int, device: str, file: str, samples: Samples,
-         split: str, network: float | None, in_graph: float | None, baseline: bool = False) -> LatencyRow:
+def _row(measured: Measured, samples: Samples, split: str, network: float | None, in_graph: float | None) -> LatencyRow:
+    """The row of ``samples``; ``network`` and ``in_graph``: the network-only split's medians (ms),
+    None where it was not measured (the stages are then the runner's own)."""
+    baseline, batch = measured.baseline, measured.batch
     total = np.asarray(samples.total)
     median = float(np.median(total))
     pre = float(np.median(samples.preprocess))
@@ -296,8 +313,8 @@ def _row(path: Path, arch: str, runtime: str, precision: str, batch: int, device
         network_ms = network
         post = host_post + (in_graph or 0.0)
     return LatencyRow(
-        model=path.name, arch=arch, runtime=runtime, precision=precision, batch=batch, device=device, file=file,
-        iterations=len(total), median_ms=median, p90_ms=float(np.percentile(total, 90)), p99_ms=float(np.percentile(total, 99)),
+        model=measured.model, arch=measured.arch, runtime=measured.runtime, precision=measured.precision, batch=batch,
+        device=measured.device, file=measured.file, iterations=len(total), median_ms=median, p90_ms=float(np.percentile(total, 90)), p99_ms=float(np.percentile(total, 99)),
         mean_ms=float(total.mean()), min_ms=float(total.min()), images_per_s=batch * 1e3 / median,
         preprocess_ms=pre, network_ms=network_ms, postprocess_ms=post, post_in_graph_ms=None if baseline else in_graph,
         post_host_ms=host_post, post_share=post / median, split=split, baseline=baseline,

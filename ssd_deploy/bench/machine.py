@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from ..artifacts import usable_cores
+
 # Distributions whose versions matter for the numbers (absent ones are recorded as None).
 PACKAGES = (
     "torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino", "nncf", "tensorrt",
@@ -81,14 +83,6 @@ def package_versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def machine_info() -> dict[str, Any]:

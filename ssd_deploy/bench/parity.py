@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..artifacts import ExportSettings
 from ..checkpoint import load_checkpoint
 from ..compare import detection_recall
 from ..data.dataset import DetectionDataset, load_dataset
@@ -22,17 +23,35 @@ from ..data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
 from ..data.shapes import ensure_shapes_dataset
 from ..errors import SSDDeployError
 from ..evaluation import available_metrics, evaluate_detections, predict_dataset
+from ..export.metadata import NETWORK_OUTPUTS, NMS_OUTPUTS
 from ..pipeline import preprocess
 from ..postprocess import decode_predictions
 from ..runtimes import Detector, load
 from .machine import machine_info
-from .report import ParityReport, ParityRow, SkipRecord
-from .variants import ExportSettings, Variant, is_checkpoint, plan_variants, prepare_variants
+from .report import ParityReport
+from .rows import ParityRow, SkipRecord
+from .variants import Variant, is_checkpoint, plan_variants, prepare_variants
 
 # The issue's default tolerances, in mAP points (0-100), per precision.
 DEFAULT_TOLERANCES = {"fp32": 0.1, "fp16": 0.5, "bf16": 0.5, "int8": 1.0}
 SHAPES_SEED = 11  # held-out scenes: neither the training nor the calibration seed
 CONFIDENT = 0.3  # "detections found" counts reference detections above this score
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """One runtime × precision on the dataset.
+
+    Attributes:
+        scores: (mAP VOC07, COCO AP) in points, None where not measurable.
+        decoded: the sample batch's network outputs decoded on the host, (boxes [N, P, 4] xyxy,
+            scores [N, P, C]), or None without a network-only companion.
+        padded: the sample batch's padded detections, ``{output name: array}``.
+    """
+
+    scores: tuple[float | None, float | None]
+    decoded: tuple[torch.Tensor, torch.Tensor] | None
+    padded: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -113,17 +132,17 @@ def run_parity(checkpoint: str | Path, config: ParityConfig = ParityConfig(), ou
     report = ParityReport(path.name, str(config.data or "generated shapes"), len(dataset), [], _tolerances(config),
                           [SkipRecord(path.name, s.runtime, s.precision, s.reason) for s in skipped],
                           machine=machine_info(), settings=_settings(config, threads))
-    ref_scores, ref_decoded, ref_padded = _evaluate(reference, dataset, sample, model, config)
-    report.rows.append(ParityRow("pytorch", "fp32", str(path), *ref_scores, 0.0, 0.0, None, 0.0, 0.0, reference=True))
+    expected = _evaluate(reference, dataset, sample, model, config)
+    report.rows.append(ParityRow("pytorch", "fp32", str(path), *expected.scores, 0.0, 0.0, None, 0.0, 0.0, reference=True))
     for variant in variants:
         try:
             variant.check_exported()
-            scores, decoded, padded = _evaluate(variant, dataset, sample, model, config)
+            evaluated = _evaluate(variant, dataset, sample, model, config)
         except SSDDeployError as error:
             report.failed.append(SkipRecord(path.name, variant.runtime, variant.precision, str(error)))
             log(f"{variant.label} failed: {error}")
             continue
-        report.rows.append(_compare(variant, scores, decoded, padded, ref_scores, ref_decoded, ref_padded, report.tolerances))
+        report.rows.append(_compare(variant, evaluated, expected, report.tolerances))
     return report
 
 
@@ -147,8 +166,8 @@ def _dataset(config: ParityConfig, class_names: list[str], out: Path) -> Detecti
     return dataset
 
 
-def _evaluate(variant: Variant, dataset: DetectionDataset, sample: torch.Tensor, model, config: ParityConfig):
-    """((mAP VOC07, COCO AP) in points, decoded (boxes, scores) of the sample batch or None, padded outputs)."""
+def _evaluate(variant: Variant, dataset: DetectionDataset, sample: torch.Tensor, model, config: ParityConfig) -> Evaluated:
+    """``variant`` over ``dataset``, and on the ``sample`` batch (see :class:`Evaluated`)."""
     detector = load(variant.path, runtime=variant.runtime, device=config.device, precision=variant.precision,
                     max_batch=config.batch_size, **variant.options)
     try:
@@ -159,14 +178,13 @@ def _evaluate(variant: Variant, dataset: DetectionDataset, sample: torch.Tensor,
         decoded = _decoded(variant, detector, sample, model, config)
     finally:
         detector.close()
-    return scores, decoded, padded
+    return Evaluated(scores, decoded, padded)
 
 
 def _decoded(variant: Variant, detector: Detector, sample: torch.Tensor, model, config: ParityConfig):
     """The network's outputs on ``sample``, decoded on the host: (boxes [N, P, 4], scores [N, P, C])."""
     if variant.runtime == "pytorch":
-        with torch.inference_mode():
-            loc, logits = detector.runner.module.model(sample.to(detector.runner.device))
+        loc, logits = detector.runner.infer_network(sample)  # its own network, cast as it runs it
         loc, logits = loc.float().cpu(), logits.float().cpu()
     elif variant.network_path is not None:
         companion = load(variant.network_path, runtime=variant.runtime, device=config.device, precision=variant.precision,
@@ -175,26 +193,27 @@ def _decoded(variant: Variant, detector: Detector, sample: torch.Tensor, model, 
             outputs = companion.infer(sample)
         finally:
             companion.close()
-        loc, logits = (torch.from_numpy(outputs[name]).float() for name in ("boxes", "scores"))  # loc and logits
+        loc, logits = (torch.from_numpy(outputs[name]).float() for name in NETWORK_OUTPUTS)
     else:
         return None
     sigmoid = model.config.score_function == "sigmoid"
     return decode_predictions(loc, logits, model.priors, sigmoid=sigmoid)
 
 
-def _compare(variant, scores, decoded, padded, ref_scores, ref_decoded, ref_padded, tolerances: dict[str, float]) -> ParityRow:
-    deltas = [None if value is None or ref is None else value - ref for value, ref in zip(scores, ref_scores)]
+def _compare(variant: Variant, evaluated: Evaluated, expected: Evaluated, tolerances: dict[str, float]) -> ParityRow:
+    """The row of ``variant``: its scores, raw outputs and detections against the reference's (``expected``)."""
+    deltas = [None if value is None or ref is None else value - ref for value, ref in zip(evaluated.scores, expected.scores)]
     tolerance = tolerances[variant.precision]
     ok = all(delta is None or abs(delta) <= tolerance + 1e-9 for delta in deltas)
     box_diff = score_diff = None
-    if decoded is not None:
-        box_diff = float((decoded[0] - ref_decoded[0]).abs().max())
-        score_diff = float((decoded[1] - ref_decoded[1]).abs().max())
-    as_torch = [torch.from_numpy(np.asarray(padded[name])) for name in ("num_detections", "boxes", "scores", "labels")]
-    reference = [torch.from_numpy(np.asarray(ref_padded[name])) for name in ("num_detections", "boxes", "scores", "labels")]
+    if evaluated.decoded is not None:
+        box_diff = float((evaluated.decoded[0] - expected.decoded[0]).abs().max())
+        score_diff = float((evaluated.decoded[1] - expected.decoded[1]).abs().max())
+    as_torch = [torch.from_numpy(np.asarray(evaluated.padded[name])) for name in NMS_OUTPUTS]
+    reference = [torch.from_numpy(np.asarray(expected.padded[name])) for name in NMS_OUTPUTS]
     found, of = detection_recall(reference, as_torch, CONFIDENT)
     back, back_of = detection_recall(as_torch, reference, CONFIDENT)
-    return ParityRow(variant.runtime, variant.precision, str(variant.path), *scores, *deltas, tolerance, box_diff, score_diff,
+    return ParityRow(variant.runtime, variant.precision, str(variant.path), *evaluated.scores, *deltas, tolerance, box_diff, score_diff,
                      found, of, back, back_of, ok=ok)
 
 

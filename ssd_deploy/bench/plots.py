@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Sequence
 
 from ..errors import SSDDeployError
 from ..files import atomic_write
-
-if TYPE_CHECKING:
-    from .parity import ParityReport
-    from .report import LatencyReport
+from .rows import LatencyRow, ParityRow
 
 STAGE_COLOURS = {"pre-processing": "#9ecae1", "network": "#3182bd", "post-processing (decode + NMS)": "#e6550d"}
 
@@ -30,44 +27,43 @@ def _pyplot():
     return plt
 
 
-def plot_latency(report: LatencyReport, path: Path) -> Path:
+def plot_latency(rows: Sequence[LatencyRow], path: Path) -> Path:
     """One panel per model and batch size: a horizontal bar per runtime × precision, split into
     pre-processing, network and post-processing (median ms per batch), speed-up at the bar's end."""
     plt = _pyplot()
-    panels = sorted({(row.model, row.batch) for row in report.rows})
-    heights = [max(2.0, 0.45 * sum(1 for r in report.rows if (r.model, r.batch) == panel) + 1.2) for panel in panels]
+    panels = sorted({(row.model, row.batch) for row in rows})
+    heights = [max(2.0, 0.45 * sum(1 for r in rows if (r.model, r.batch) == panel) + 1.2) for panel in panels]
     figure, axes = plt.subplots(len(panels), 1, figsize=(10, sum(heights)), squeeze=False, gridspec_kw={"height_ratios": heights})
     for axis, (model, batch) in zip(axes[:, 0], panels):
-        rows = [r for r in report.rows if (r.model, r.batch) == (model, batch)]
-        rows.sort(key=lambda r: r.median_ms, reverse=True)
-        labels = [r.label for r in rows]
-        left = [0.0] * len(rows)
+        panel = sorted((r for r in rows if (r.model, r.batch) == (model, batch)), key=lambda r: r.median_ms, reverse=True)
+        labels = [r.label for r in panel]
+        left = [0.0] * len(panel)
         stages = {
-            "pre-processing": [r.preprocess_ms for r in rows],
-            "network": [r.network_ms for r in rows],
-            "post-processing (decode + NMS)": [r.postprocess_ms for r in rows],
+            "pre-processing": [r.preprocess_ms for r in panel],
+            "network": [r.network_ms for r in panel],
+            "post-processing (decode + NMS)": [r.postprocess_ms for r in panel],
         }
         for name, values in stages.items():
             axis.barh(labels, values, left=left, color=STAGE_COLOURS[name], label=name)
             left = [a + b for a, b in zip(left, values)]
-        for y, row in enumerate(rows):
+        for y, row in enumerate(panel):
             end = max(left[y], row.median_ms)
             text = f" {row.median_ms:.1f} ms" + ("" if row.speedup is None else f"  {row.speedup:.1f}×")
             axis.plot([row.median_ms], [y], marker="|", color="black", markersize=12)
             axis.text(end, y, text, va="center", fontsize=8)
         axis.set_title(f"{model}, batch {batch}: median latency per batch (| = end-to-end median)", fontsize=10)
         axis.set_xlabel("milliseconds")
-        axis.set_xlim(0, max(max(left), max(r.median_ms for r in rows)) * 1.3)
+        axis.set_xlim(0, max(max(left), max(r.median_ms for r in panel)) * 1.3)
     handles, names = axes[0, 0].get_legend_handles_labels()
     figure.legend(handles, names, loc="upper center", ncol=3, fontsize=8, frameon=False)
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / sum(heights)))
     return _save(figure, plt, path)
 
 
-def plot_parity(report: ParityReport, path: Path) -> Path:
-    """Grouped bars: mAP VOC07 and COCO AP (points) per runtime × precision, tolerance breaches in red."""
+def plot_parity(model: str, rows: Sequence[ParityRow], path: Path) -> Path:
+    """Grouped bars: mAP VOC07 and COCO AP (points) per runtime × precision of ``model`` (a file
+    name), tolerance breaches in red."""
     plt = _pyplot()
-    rows = report.rows
     figure, axis = plt.subplots(figsize=(max(6.0, 1.1 * len(rows) + 2), 4.5))
     positions = range(len(rows))
     width = 0.38
@@ -81,7 +77,7 @@ def plot_parity(report: ParityReport, path: Path) -> Path:
     axis.set_xticks(list(positions))
     axis.set_xticklabels([r.label for r in rows], rotation=30, ha="right", fontsize=8)
     axis.set_ylabel("points (0-100)")
-    axis.set_title(f"{report.model}: accuracy per runtime (red edge: beyond tolerance vs PyTorch FP32)", fontsize=10)
+    axis.set_title(f"{model}: accuracy per runtime (red edge: beyond tolerance vs PyTorch FP32)", fontsize=10)
     axis.legend(fontsize=8)
     figure.tight_layout()
     return _save(figure, plt, path)

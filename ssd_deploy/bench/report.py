@@ -1,4 +1,5 @@
-"""Benchmark results as data: rows, Markdown tables, CSV and JSON (no NaN: unmeasured is null)."""
+"""Benchmark reports: Markdown tables, CSV and JSON (no NaN: unmeasured is null) of the rows in
+:mod:`.rows`, and their PNG plots."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any, Callable, Sequence
 
 from ..files import atomic_write
 from .machine import describe
+from .plots import PlotUnavailable, plot_latency, plot_parity
+from .rows import LatencyRow, ParityRow, SkipRecord
 
 LATENCY_NOTES = (
     "End-to-end = Detector.detect on a list of original-size images (pre-processing, network call, "
@@ -26,63 +29,6 @@ LATENCY_NOTES = (
     "hooks: pre = host conversion + transform (normalise, resize), network = backbone + head, post = prior "
     "generation + decoding + NMS + rescaling. Speed-up = baseline median / runtime median at the same batch size.",
 )
-
-
-@dataclass
-class LatencyRow:
-    """One runtime × precision × batch size of one model. Times in milliseconds per batch.
-
-    Attributes:
-        model: the input's file name. arch: its architecture. runtime, precision, batch, device.
-        file: the file the runtime ran. iterations: timed runs.
-        median_ms, p90_ms, p99_ms, mean_ms, min_ms: end-to-end latency of a ``detect`` call.
-        images_per_s: batch / median.
-        preprocess_ms, network_ms, postprocess_ms: median per stage (see :data:`LATENCY_NOTES`).
-        post_in_graph_ms: decoding + NMS inside the graph (None when not measured).
-        post_host_ms: unpadding and rescaling on the host.
-        post_share: postprocess_ms / median_ms.
-        split: how the stages were measured.
-        speedup: baseline median / this median (None without a baseline).
-        baseline: this row is torchvision's eager pipeline.
-    """
-
-    model: str
-    arch: str
-    runtime: str
-    precision: str
-    batch: int
-    device: str
-    file: str
-    iterations: int
-    median_ms: float
-    p90_ms: float
-    p99_ms: float
-    mean_ms: float
-    min_ms: float
-    images_per_s: float
-    preprocess_ms: float
-    network_ms: float
-    postprocess_ms: float
-    post_in_graph_ms: float | None
-    post_host_ms: float
-    post_share: float
-    split: str
-    speedup: float | None = None
-    baseline: bool = False
-
-    @property
-    def label(self) -> str:
-        return "torchvision eager" if self.baseline else f"{self.runtime} {self.precision}"
-
-
-@dataclass
-class SkipRecord:
-    """A combination not measured: skipped (not available here) or failed (an error while running)."""
-
-    model: str
-    runtime: str
-    precision: str | None
-    reason: str
 
 
 @dataclass
@@ -145,16 +91,12 @@ class LatencyReport:
             "json": write_json(out / "latency.json", self.to_dict()),
         }
         if plot and self.rows:
-            from .plots import plot_latency
-
-            _add_plot(written, self.notes, lambda: plot_latency(self, out / "latency.png"))
+            _add_plot(written, self.notes, lambda: plot_latency(self.rows, out / "latency.png"))
         return written
 
 
 def _add_plot(written: dict[str, Path], notes: list[str], draw: Callable[[], Path]) -> None:
     """``written["png"] = draw()``, or a note saying why there is no plot (no matplotlib)."""
-    from .plots import PlotUnavailable
-
     try:
         written["png"] = draw()
     except PlotUnavailable as error:
@@ -234,44 +176,6 @@ PARITY_NOTES = (
 
 
 @dataclass
-class ParityRow:
-    """One runtime × precision over the dataset.
-
-    Attributes:
-        runtime, precision: what ran. file: the file it ran.
-        map_voc07, coco_ap: points (0-100); None where not measurable.
-        delta_voc07, delta_coco: runtime − reference, points.
-        tolerance: the largest allowed |Δ| for this precision, points.
-        max_box_diff: largest decoded-box coordinate difference on the sample batch (fraction of
-            the image side); max_score_diff: largest score difference (probability).
-        found, found_of: confident reference detections the runtime found, of how many;
-        found_back, found_back_of: the other way round.
-        ok: every |Δ| within tolerance. reference: this row is the PyTorch FP32 reference.
-    """
-
-    runtime: str
-    precision: str
-    file: str
-    map_voc07: float | None
-    coco_ap: float | None
-    delta_voc07: float | None
-    delta_coco: float | None
-    tolerance: float | None
-    max_box_diff: float | None
-    max_score_diff: float | None
-    found: int | None = None
-    found_of: int | None = None
-    found_back: int | None = None
-    found_back_of: int | None = None
-    ok: bool = True
-    reference: bool = False
-
-    @property
-    def label(self) -> str:
-        return f"{self.runtime} {self.precision}" + (" (reference)" if self.reference else "")
-
-
-@dataclass
 class ParityReport:
     """What ``ssd-bench parity`` measured; ``ok`` is False when a difference exceeds its tolerance."""
 
@@ -339,9 +243,7 @@ class ParityReport:
         out = Path(out_dir)
         written = {"md": write_text(out / "parity.md", self.markdown()), "json": write_json(out / "parity.json", self.to_dict())}
         if plot and self.rows:
-            from .plots import plot_parity
-
-            _add_plot(written, self.notes, lambda: plot_parity(self, out / "parity.png"))
+            _add_plot(written, self.notes, lambda: plot_parity(self.model, self.rows, out / "parity.png"))
         return written
 
 

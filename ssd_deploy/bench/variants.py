@@ -2,8 +2,8 @@
 
     input (a checkpoint, or an exported file)
       └─ plan: every chosen runtime × precision this machine and file can run; the rest skipped, with why
-           └─ prepare: export what a checkpoint's variants need into a cache folder (once; reused),
-                       each with a network-only companion (the same network, no decoding, no NMS)
+           └─ prepare: the files a checkpoint's variants need, from the export cache
+                       (:mod:`ssd_deploy.artifacts`), each with a network-only companion
 
 The companion is what the latency split times against: on the same runtime, precision and batch,
 (full graph − network only) is the time spent decoding and in NMS inside the graph.
@@ -11,34 +11,21 @@ The companion is what the latency split times against: on the same runtime, prec
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
+from ..artifacts import ExportSettings, FileKind, ready_files
 from ..errors import SSDDeployError
-from ..export.formats import read_metadata
-from ..files import file_sha256
+from ..export import read_metadata
 from ..lookup import lookup
-from ..postprocess import PostprocessConfig
 from ..runtimes import RUNTIMES, runtime_for_file
 from ..runtimes.base import PRECISIONS
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-
-
-@dataclass(frozen=True)
-class FileKind:
-    """An exported file a variant needs: format (``onnx``, ``torchscript``, ``pt2``) and the
-    precision of its weights (``fp32``, ``fp16``, ``int8``); None for the checkpoint itself."""
-
-    format: str | None
-    precision: str = "fp32"
-
-
-CHECKPOINT = FileKind(None)
+CHECKPOINT = FileKind(None)  # the pytorch runtime runs the checkpoint itself
 
 
 @dataclass(frozen=True)
@@ -180,10 +167,7 @@ def plan_variants(
         SSDDeployError: a named runtime is unknown or not usable on this machine; a named
             precision is unknown, or none of the chosen runtimes can run it.
     """
-    if device.lower().startswith("cuda") and not torch.cuda.is_available():
-        raise SSDDeployError(f"--device {device}: CUDA is not available here (no NVIDIA GPU or driver found). Note: use --device cpu")
-    if not device.lower().startswith(("cpu", "cuda")):
-        raise SSDDeployError(f"--device {device}: expected cpu or cuda[:N]")
+    _check_device(device)
     explicit = runtimes is not None
     names = [lookup(RUNTIMES, name, "runtime").name for name in runtimes] if explicit else list(RUNTIMES)
     for precision in precisions or ():
@@ -191,38 +175,53 @@ def plan_variants(
             raise SSDDeployError(f"precision {precision!r} is unknown. Note: expected one of {', '.join(PRECISIONS)}")
     planned: list[Planned] = []
     skipped: list[Skipped] = []
-    checkpoint = is_checkpoint(path)
-    file_precision = None if checkpoint else _file_precision(path)
+    file_precision = None if is_checkpoint(path) else _file_precision(path)
     for name in dict.fromkeys(names):
-        status = RUNTIMES[name].availability()
-        if not status.usable:
-            if explicit:
-                raise SSDDeployError(f"runtime {name}: not usable here: {status.reason}")
-            skipped.append(Skipped(name, None, status.reason))
-            continue
-        if not checkpoint and (name == "pytorch" or path.suffix.lower() not in RUNTIMES[name].suffixes):
-            what = "runs training checkpoints" if name == "pytorch" else f"does not read {path.suffix} files"
-            skipped.append(Skipped(name, None, f"{what} (give the checkpoint to export what it needs)"))
+        reason = _runtime_reason(name, path, file_precision, explicit)
+        if reason is not None:
+            skipped.append(Skipped(name, None, reason))
             continue
         support = precision_support(name, device)
         for precision in precisions or PRECISIONS:
-            need = support[precision]
+            need = _file_need(name, precision, support[precision], file_precision)
             if isinstance(need, str):
                 skipped.append(Skipped(name, precision, need))
-                continue
-            if not checkpoint:
-                reason = _file_reason(name, precision, file_precision)
-                if reason:
-                    skipped.append(Skipped(name, precision, reason))
-                    continue
-                need = FileKind("given", file_precision)
-            planned.append(Planned(name, precision, need))
-    if precisions:
-        for precision in precisions:
-            if not any(p.precision == precision for p in planned):
-                reasons = "; ".join(f"{s.runtime}: {s.reason}" for s in skipped if s.precision in (precision, None))
-                raise SSDDeployError(f"{path}: no chosen runtime runs {precision} here ({reasons or 'not supported'})")
+            else:
+                planned.append(Planned(name, precision, need))
+    for precision in precisions or ():
+        if not any(p.precision == precision for p in planned):
+            reasons = "; ".join(f"{s.runtime}: {s.reason}" for s in skipped if s.precision in (precision, None))
+            raise SSDDeployError(f"{path}: no chosen runtime runs {precision} here ({reasons or 'not supported'})")
     return planned, skipped
+
+
+def _check_device(device: str) -> None:
+    if device.lower().startswith("cuda") and not torch.cuda.is_available():
+        raise SSDDeployError(f"--device {device}: CUDA is not available here (no NVIDIA GPU or driver found). Note: use --device cpu")
+    if not device.lower().startswith(("cpu", "cuda")):
+        raise SSDDeployError(f"--device {device}: expected cpu or cuda[:N]")
+
+
+def _runtime_reason(name: str, path: Path, file_precision: str | None, explicit: bool) -> str | None:
+    """Why runtime ``name`` runs nothing of ``path`` (None: it may; ``file_precision`` None: a
+    checkpoint). Raises for a runtime named explicitly that is not usable here."""
+    status = RUNTIMES[name].availability()
+    if not status.usable:
+        if explicit:
+            raise SSDDeployError(f"runtime {name}: not usable here: {status.reason}")
+        return status.reason
+    if file_precision is not None and (name == "pytorch" or path.suffix.lower() not in RUNTIMES[name].suffixes):
+        what = "runs training checkpoints" if name == "pytorch" else f"does not read {path.suffix} files"
+        return f"{what} (give the checkpoint to export what it needs)"
+    return None
+
+
+def _file_need(runtime: str, precision: str, need: FileKind | str, file_precision: str | None) -> FileKind | str:
+    """The file ``runtime`` needs for ``precision`` (``need`` from :func:`precision_support`), or why
+    it cannot run it; for a given exported file (``file_precision`` not None), that file."""
+    if isinstance(need, str) or file_precision is None:
+        return need
+    return _file_reason(runtime, precision, file_precision) or FileKind("given", file_precision)
 
 
 def _file_precision(path: Path) -> str:
@@ -250,44 +249,6 @@ def _file_reason(runtime: str, precision: str, file_precision: str) -> str | Non
     return f"the file holds a {file_precision} model (export the checkpoint in {precision}, or give the checkpoint)"
 
 
-# --------------------------------------------------------------------------------------------
-# Preparing files
-
-
-@dataclass(frozen=True)
-class ExportSettings:
-    """How cached files are exported (their names encode everything that changes them).
-
-    Attributes:
-        cache_dir: the folder for exported files (``<out>/cache`` by default).
-        calibration: folder of INT8 calibration images. calibration_images: at most this many.
-        device: ``cpu`` or ``cuda``: pt2 is compiled for it; fp16 files are checked on it.
-        verify: check each exported file against PyTorch once, when it is written.
-        postprocess: the thresholds inside exported graphs (and of the pytorch runtime).
-        jobs: on the CPU, export up to this many missing files at once, each in its own process
-            (AOTInductor compiles and ONNX exports are mostly single-threaded); 1: one at a time,
-            in this process. It does not change the files.
-    """
-
-    cache_dir: Path
-    calibration: Path | None = None
-    calibration_images: int = 200
-    device: str = "cpu"
-    verify: bool = True
-    postprocess: PostprocessConfig = PostprocessConfig()
-    jobs: int = 1
-
-
-def checkpoint_digest(path: Path) -> str:
-    """First 10 hex digits of the file's SHA-256: the cache key of everything exported from it."""
-    return file_sha256(path)[:10]
-
-
-def cache_folder(settings: ExportSettings, checkpoint: Path) -> Path:
-    """Where the files exported from ``checkpoint`` are cached: ``<cache_dir>/<stem>-<digest>``."""
-    return settings.cache_dir / f"{checkpoint.stem}-{checkpoint_digest(checkpoint)}"
-
-
 def prepare_variants(
     path: Path,
     planned: Sequence[Planned],
@@ -300,20 +261,16 @@ def prepare_variants(
     Args:
         path: the input (checkpoint or exported file).
         planned: from :func:`plan_variants`.
-        settings: see :class:`ExportSettings`.
+        settings: see :class:`~ssd_deploy.artifacts.ExportSettings`.
         runtime_options: per runtime, extra options for :func:`ssd_deploy.runtimes.load`.
         log: called with one line per file written.
     """
-    from .network_export import export_files
-
     options = runtime_options or {}
     if not is_checkpoint(path):
         return [Variant(p.runtime, p.precision, path, None, dict(options.get(p.runtime, {}))) for p in planned]
-    kinds = file_kinds(planned)
-    if any(k.precision == "int8" for k in kinds) and settings.calibration is None:
+    if any(p.kind.precision == "int8" and p.kind.format is not None for p in planned) and settings.calibration is None:
         raise SSDDeployError("INT8 variants need calibration images. Note: pass --calib FOLDER (or --images FOLDER)")
-    folder = cache_folder(settings, path)
-    files, errors = export_files(path, kinds, folder, settings, log)
+    files, errors = ready_files(path, [p.kind for p in planned], settings, log)
     variants = []
     for p in planned:
         extra = dict(options.get(p.runtime, {}))
@@ -329,14 +286,3 @@ def prepare_variants(
             full, network = files[p.kind]
             variants.append(Variant(p.runtime, p.precision, full, network, extra))
     return variants
-
-
-def file_kinds(planned: Sequence[Planned], extra: Sequence[FileKind] = ()) -> list[FileKind]:
-    """The exported files ``planned`` (and ``extra``) need, each once, in a fixed order."""
-    kinds = {p.kind for p in planned if p.kind.format is not None} | set(extra)
-    return sorted(kinds, key=lambda k: (k.format, k.precision))
-
-
-def int8_quantizer() -> str:
-    """The quantiser ``ssd-export --int8`` picks by default (NNCF when installed)."""
-    return "nncf" if importlib.util.find_spec("nncf") else "ort"

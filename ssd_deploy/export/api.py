@@ -101,7 +101,6 @@ def export_model(
     output: str | Path | None = None,
     options: ExportOptions = ExportOptions(),
     class_names: list[str] | None = None,
-    float_onnx: str | Path | None = None,
 ) -> ExportResult:
     """Export a model (or a checkpoint file) with decoding and NMS in the graph.
 
@@ -110,32 +109,61 @@ def export_model(
         output: file to write (atomically); default :func:`default_output` for a checkpoint.
         options: see :class:`ExportOptions`.
         class_names: names with background at 0 (a checkpoint brings its own).
-        float_onnx: INT8 only: the float32 ONNX file this function wrote for the same model and
-            options (without ``int8``), quantised instead of exporting the graph again (an ONNX
-            export takes ~15 s on 2 cores). Its metadata and opset must match, else nothing is
-            written. The weights are not compared: the caller vouches that the file came from
-            this very checkpoint (``ssd-bench`` keys its cache by the checkpoint's SHA-256); the
-            INT8 check of ``verify`` only catches grossly different weights.
 
     Raises:
         SSDDeployError: bad options, an unreadable checkpoint, an unwritable output, a failed
             export, or a file that does not reproduce the PyTorch model (nothing is written).
     """
-    export_format = get_format(options.format)
-    if isinstance(model, (str, Path)):
-        checkpoint = Path(model)
-        model, class_names, _ = load_checkpoint(checkpoint)
-        output = output or default_output(checkpoint, options)
-        if Path(output).absolute() == checkpoint.absolute():  # e.g. --format torchscript --output model.pt
-            raise ExportError(output, "is the checkpoint being exported. Note: give another output file name")
-    if output is None:
-        raise SSDDeployError("export_model: give an output path when exporting a model object")
-    output = Path(output)
-    _check_options(options, output)
-    names = list(class_names or default_class_names(model.config.num_classes))
-    if len(names) != model.config.num_classes:
-        raise SSDDeployError(f"export_model: {len(names)} class names for {model.config.num_classes} classes (background included)")
+    plan, result = _prepare(model, output, options, class_names)
+    return _write(plan, options, result)
 
+
+def export_int8_from_float(
+    model: SSD | str | Path,
+    output: str | Path,
+    float_onnx: str | Path,
+    options: ExportOptions,
+    class_names: list[str] | None = None,
+) -> ExportResult:
+    """The INT8 ONNX file :func:`export_model` writes with ``options``, made by quantising
+    ``float_onnx`` instead of exporting the graph again (an ONNX export takes ~15 s on 2 cores).
+
+    Args:
+        model, output, options, class_names: as for :func:`export_model` (``options.int8`` set).
+        float_onnx: the float32 ONNX file :func:`export_model` wrote for the same model and options
+            (without ``int8``). Its metadata and opset must match, else nothing is written. The
+            weights are not compared: the caller vouches that the file came from this very
+            checkpoint (the export cache keys its files by the checkpoint's SHA-256); the INT8
+            check of ``verify`` only catches grossly different weights.
+
+    Raises:
+        ExportError: naming ``float_onnx`` when it is not that file (the caller may then export
+            in full). SSDDeployError: as :func:`export_model`.
+    """
+    plan, result = _prepare(model, output, options, class_names)
+    source = _check_float_onnx(Path(float_onnx), options, plan.metadata)
+    return _write(plan, options, result, source)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one export writes: the network as exported (cast, on its device), the graph around
+    it, the file's metadata, INT8 calibration batches (or None) and the example batch traced."""
+
+    output: Path
+    export_format: ExportFormat
+    network: nn.Module
+    spec: GraphSpec
+    metadata: ExportMetadata
+    calibration: CalibrationBatches | None
+    example: torch.Tensor
+
+
+def _prepare(
+    model: SSD | str | Path, output: str | Path | None, options: ExportOptions, class_names: list[str] | None
+) -> tuple[_Plan, ExportResult]:
+    """Check everything that can be checked before exporting; the plan and the result to fill in."""
+    model, names, output = _resolve(model, output, options, class_names)
     device = torch.device(options.device)
     model = model.eval()
     network: nn.Module = CastNetwork(model, torch.float16) if options.fp16 else model
@@ -152,53 +180,86 @@ def export_model(
         model, names, options.postprocess, spec.nms, spec.batch, options.precision, options.format
     )
     calibration = _calibration(options, model.config.input_size, model.config.resize)
-    if float_onnx is not None:
-        float_onnx = _check_float_onnx(Path(float_onnx), options, metadata)
     example_size = max(options.batch, 2) if options.dynamic_batch else options.batch
     example = sample_batch(model.config.input_size, example_size).to(device)
     result = ExportResult(path=output, metadata=metadata)
     if calibration is not None and calibration.unreadable:
         result.unreadable_images = list(calibration.unreadable)
         result.notes.append(f"calibrated on {len(calibration.paths)} images; {len(calibration.unreadable)} unreadable left out (listed above)")
+    plan = _Plan(output, get_format(options.format), network, spec, metadata, calibration, example)
+    return plan, result
 
-    def write(tmp: Path) -> None:
-        start = time.perf_counter()
-        extra = {name: getattr(options, name) for name in export_format.options}
-        if float_onnx is None:
-            try:
-                export_format.write(network, spec, example, tmp, metadata.to_strings(), **extra)
-            except SSDDeployError:
-                raise
-            except Exception as error:  # exporter failures come as many exception types
-                first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-                raise ExportError(output, f"{export_format.name} export failed: {first}") from error
-        if calibration is not None:
-            _quantize(tmp, calibration, options, result, source=float_onnx)
-        result.export_seconds = time.perf_counter() - start
-        if options.verify:
-            start = time.perf_counter()
-            result.verification = _verify(export_format, tmp, network, spec, options, calibration)
-            result.verify_seconds = time.perf_counter() - start
-            if not result.verification.ok:
-                problems = "; ".join(result.verification.problems[:3])
-                raise ExportError(
-                    output,
-                    f"the exported file does not reproduce the PyTorch model ({problems}). "
-                    "Nothing was written. Note: --no-verify writes it anyway",
-                )
 
+def _resolve(
+    model: SSD | str | Path, output: str | Path | None, options: ExportOptions, class_names: list[str] | None
+) -> tuple[SSD, list[str], Path]:
+    """The model (loaded when given a checkpoint), its class names and the output path, checked."""
+    get_format(options.format)  # an unknown format fails before the checkpoint is read
+    if isinstance(model, (str, Path)):
+        checkpoint = Path(model)
+        model, class_names, _ = load_checkpoint(checkpoint)
+        output = output or default_output(checkpoint, options)
+        if Path(output).absolute() == checkpoint.absolute():  # e.g. --format torchscript --output model.pt
+            raise ExportError(output, "is the checkpoint being exported. Note: give another output file name")
+    if output is None:
+        raise SSDDeployError("export_model: give an output path when exporting a model object")
+    output = Path(output)
+    _check_options(options, output)
+    names = list(class_names or default_class_names(model.config.num_classes))
+    if len(names) != model.config.num_classes:
+        raise SSDDeployError(f"export_model: {len(names)} class names for {model.config.num_classes} classes (background included)")
+    return model, names, output
+
+
+def _write(plan: _Plan, options: ExportOptions, result: ExportResult, float_onnx: Path | None = None) -> ExportResult:
+    """Write the file atomically (see :func:`_write_checked`)."""
     try:
-        atomic_write(output, write)
+        atomic_write(plan.output, lambda tmp: _write_checked(tmp, plan, options, result, float_onnx))
     except OSError as error:
-        raise ExportError(output, f"cannot write the file: {error.strerror or error}") from None
+        raise ExportError(plan.output, f"cannot write the file: {error.strerror or error}") from None
     return result
+
+
+def _write_checked(tmp: Path, plan: _Plan, options: ExportOptions, result: ExportResult, float_onnx: Path | None) -> None:
+    """Export into ``tmp`` (or quantise ``float_onnx`` into it), then verify it: a file that does
+    not reproduce the PyTorch model raises, and ``atomic_write`` then leaves nothing behind."""
+    start = time.perf_counter()
+    if float_onnx is None:
+        _run_writer(tmp, plan, options)
+    if plan.calibration is not None:
+        _quantize(tmp, plan.calibration, options, result, source=float_onnx)
+    result.export_seconds = time.perf_counter() - start
+    if not options.verify:
+        return
+    start = time.perf_counter()
+    result.verification = _verify(plan.export_format, tmp, plan.network, plan.spec, options, plan.calibration)
+    result.verify_seconds = time.perf_counter() - start
+    if not result.verification.ok:
+        problems = "; ".join(result.verification.problems[:3])
+        raise ExportError(
+            plan.output,
+            f"the exported file does not reproduce the PyTorch model ({problems}). "
+            "Nothing was written. Note: --no-verify writes it anyway",
+        )
+
+
+def _run_writer(tmp: Path, plan: _Plan, options: ExportOptions) -> None:
+    export_format = plan.export_format
+    extra = {name: getattr(options, name) for name in export_format.options}
+    try:
+        export_format.write(plan.network, plan.spec, plan.example, tmp, plan.metadata.to_strings(), **extra)
+    except SSDDeployError:
+        raise
+    except Exception as error:  # exporter failures come as many exception types
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise ExportError(plan.output, f"{export_format.name} export failed: {first}") from error
 
 
 def _check_float_onnx(path: Path, options: ExportOptions, metadata: ExportMetadata) -> Path:
     """``path`` if it is the float32 ONNX export of the same model and settings as ``metadata``
-    (architecture, classes, thresholds, batch, opset; not the weights: see :func:`export_model`)."""
+    (architecture, classes, thresholds, batch, opset; not the weights: see :func:`export_int8_from_float`)."""
     if not options.int8:
-        raise SSDDeployError(f"export_model: float_onnx={path} is only for INT8 exports (options.int8)")
+        raise SSDDeployError(f"export_int8_from_float: {path} is only for INT8 exports (options.int8)")
     model = read_model(path)
     found = {prop.key: prop.value for prop in model.metadata_props}
     wanted = dataclasses.replace(metadata, precision="fp32").to_strings()

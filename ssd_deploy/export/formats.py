@@ -8,8 +8,18 @@ from typing import Callable
 
 from ..errors import ExportError, SSDDeployError
 from ..lookup import lookup
-from . import onnx, pt2, torchscript
 from .metadata import ExportMetadata
+# Each writer module by name, not ``from . import``: that would run this package's __init__,
+# which imports this module back.
+from .onnx import load as load_onnx
+from .onnx import read_metadata as read_onnx_metadata
+from .onnx import write as write_onnx
+from .pt2 import load as load_pt2
+from .pt2 import read_metadata as read_pt2_metadata
+from .pt2 import write as write_pt2
+from .torchscript import load as load_torchscript
+from .torchscript import read_metadata as read_torchscript_metadata
+from .torchscript import write as write_torchscript
 
 
 @dataclass(frozen=True)
@@ -31,15 +41,15 @@ class ExportFormat:
 FORMATS = {
     "torchscript": ExportFormat(
         "torchscript", ".ts", "TorchScript for LibTorch (C++) and torch.jit.load; NMS in plain tensor code",
-        torchscript.write, (), torchscript.load, torchscript.read_metadata,
+        write_torchscript, (), load_torchscript, read_torchscript_metadata,
     ),
     "onnx": ExportFormat(
         "onnx", ".onnx", "ONNX (opset >= 17) with the standard NonMaxSuppression operator",
-        onnx.write, ("opset",), onnx.load, onnx.read_metadata,
+        write_onnx, ("opset",), load_onnx, read_onnx_metadata,
     ),
     "pt2": ExportFormat(
         "pt2", ".pt2", "torch.export program compiled by AOTInductor (Python or C++ AOTIModelPackageLoader)",
-        pt2.write, (), pt2.load, pt2.read_metadata,
+        write_pt2, (), load_pt2, read_pt2_metadata,
     ),
 }
 

@@ -32,6 +32,7 @@ CONTRACT_VERSION = 1
 INPUT_NAME = "images"
 NMS_OUTPUTS = ("num_detections", "boxes", "scores", "labels")
 DECODED_OUTPUTS = ("boxes", "scores")
+NETWORK_OUTPUTS = ("loc", "logits")  # a network-only file (benchmarks): the head's raw outputs
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # the network's arithmetic; I/O stays float32
 
 
@@ -51,6 +52,8 @@ class ExportMetadata:
         batch: the fixed batch size, or None when the batch dimension is dynamic.
         precision: ``fp32``, ``fp16``, ``bf16`` or ``int8`` (the network's arithmetic; inputs and outputs are float32).
         resize: the host's resize method for this model (:data:`ssd_deploy.pipeline.RESIZE_METHODS`).
+        network_only: the network alone, no decoding, no NMS (the benchmarks' companion files):
+            outputs ``loc`` [N, P, 4] and ``logits`` [N, P, C], not the decoded contract.
     """
 
     format: str
@@ -71,6 +74,7 @@ class ExportMetadata:
     pre_nms_topk: int = 0
     contract_version: int = CONTRACT_VERSION
     ssd_deploy_version: str = __version__
+    network_only: bool = False
 
     @property
     def input_name(self) -> str:
@@ -78,6 +82,8 @@ class ExportMetadata:
 
     @property
     def output_names(self) -> tuple[str, ...]:
+        if self.network_only:
+            return NETWORK_OUTPUTS
         return NMS_OUTPUTS if self.nms else DECODED_OUTPUTS
 
     @property
@@ -115,6 +121,8 @@ class ExportMetadata:
             "precision": self.precision,
             "model_config": self.model_config,
         }
+        if self.network_only:  # only companions carry the key: other files stay as they were
+            values["network_only"] = True
         # allow_nan=False: NaN and Infinity are not JSON, and strict readers (nlohmann::json) refuse them.
         return {key: json.dumps(value, allow_nan=False) for key, value in values.items()}
 
@@ -158,6 +166,7 @@ class ExportMetadata:
                 pre_nms_topk=int(values.get("pre_nms_topk", 0)),
                 contract_version=version,
                 ssd_deploy_version=str(values.get("ssd_deploy_version", "unknown")),
+                network_only=bool(values.get("network_only", False)),
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise ExportError(source, f"malformed ssd-deploy metadata ({error!r})") from None

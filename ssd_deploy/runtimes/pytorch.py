@@ -80,6 +80,12 @@ class PyTorchRunner(Runner):
         with torch.inference_mode():
             return tuple(self.module(as_torch_batch(batch, self._target)))
 
+    def infer_network(self, batch: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network alone, as this runner runs it (cast or compiled): ``(loc [N, P, 4], logits
+        [N, P, C])`` float32 on the runner's device, before decoding and NMS."""
+        with torch.inference_mode():
+            return self.module.model(as_torch_batch(batch, self._target))
+
 
 def open_runner(
     path: Path,

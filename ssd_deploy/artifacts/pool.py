@@ -1,21 +1,20 @@
-"""Export a benchmark's cache files several at a time, each in its own worker process.
+"""Export missing cache files several at a time, each in its own worker process.
 
 Compiling an AOTInductor package and exporting ONNX with the dynamo exporter are mostly
 single-threaded (Python tracing, then one compiler process per source file), so on a small CPU
-two at a time take about half the wall time. Measured on the 2-core CI machine for the demo's
-model, compiler caches empty: AOTInductor (full and network-only) and ONNX FP32 took 57 s with two
-workers against 99 s one after another.
+two at a time take about half the wall time.
 
 Full files and the TorchScript/pt2 network-only companions go to workers, in the order of
 :func:`start_order`.
 Cutting an ONNX companion out of its full file stays in the caller (it is quick), as does
-anything a worker could not write: :func:`~ssd_deploy.bench.network_export.export_files` exports
+anything a worker could not write: :func:`~ssd_deploy.artifacts.cache.export_files` exports
 what is still missing afterwards, one at a time.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -25,14 +24,17 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..checkpoint import load_checkpoint
 from ..errors import SSDDeployError
-from .variants import ExportSettings, FileKind
+from .companion import export_network_only
+from .full import FLOAT_ONNX, INT8_ONNX, export_full
+from .kinds import ExportSettings, FileKind
 
 # The order to start jobs in (format, part, precision; None: any). The AOTInductor package is the
-# longest job (~50 s for SSDLite on 2 cores against ~15 s for the ONNX export), so it starts first;
-# its network-only companion starts once another job has finished (started beside its full file,
-# both pay the compiler's cold start: measured 62 s, against 34 s one job later); INT8 ONNX waits
-# for the float32 file it quantises; TorchScript files take a second or two.
+# longest job (several times an ONNX export), so it starts first; its network-only companion
+# starts once another job has finished (started beside its full file, both would pay the
+# compiler's cold start); INT8 ONNX waits for the float32 file it quantises; TorchScript files are
+# quick, so they fill the gaps last.
 _ORDER = (("pt2", "full", None), ("onnx", "full", "fp32"), ("pt2", "network", None), ("onnx", "full", None),
           ("torchscript", "full", None), ("torchscript", "network", None))
 
@@ -59,7 +61,12 @@ class JobResult:
     unexpected: str | None = None
 
 
-FLOAT_ONNX, INT8_ONNX = FileKind("onnx", "fp32"), FileKind("onnx", "int8")
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def start_order(jobs: Sequence[ExportJob]) -> list[ExportJob]:
@@ -149,15 +156,12 @@ def export_concurrently(
 
 def _run_job(checkpoint: Path, job: ExportJob, folder: Path, settings: ExportSettings, threads: int) -> JobResult:
     """In a worker: write one file; an :class:`SSDDeployError` is returned, not raised."""
-    from ..checkpoint import load_checkpoint
-    from .network_export import _export_full, export_network_only
-
     torch.set_num_threads(threads)
     messages: list[str] = []
     start = time.perf_counter()
     try:
         if job.part == "full":
-            _export_full(checkpoint, job.kind, job.path, folder, settings, messages.append)
+            export_full(checkpoint, job.kind, job.path, folder, settings, messages.append)
         else:
             model, names, _ = load_checkpoint(checkpoint)
             export_network_only(model, names, job.kind, job.path, settings)
