@@ -16,7 +16,6 @@ from . import PRE_NMS_TOPK_HELP, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = PostprocessConfig()
     parser = argparse.ArgumentParser(
         prog="ssd-export",
         description="Export a detector with box decoding and NMS inside the graph. The file takes "
@@ -26,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
+        "--model",
         "--checkpoint",
+        dest="model",
         type=Path,
         required=True,
         help="ssd-deploy checkpoint (from ssd-train) or a torchvision ssd300_vgg16 / "
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()),
     )
     parser.add_argument(
-        "--output", type=Path, help="file to write; default: beside the checkpoint, <stem>[-fp16|-int8][-raw].<ts|onnx|pt2>"
+        "--output", "--out", dest="output", type=Path, help="file to write; default: beside the checkpoint, <stem>[-fp16|-int8][-raw].<ts|onnx|pt2>"
     )
     parser.add_argument(
         "--nms",
@@ -48,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="NMS in the graph (padded detections out); --no-nms outputs decoded boxes [N, P, 4] and "
         "softmax scores [N, P, C] for programs that run their own NMS",
     )
+    _graph_flags(parser)
+    _int8_flags(parser)
+    _verify_flags(parser)
+    return parser
+
+
+def _graph_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = PostprocessConfig()
     parser.add_argument("--dynamic-batch", action="store_true", help="free batch dimension; without it the file takes exactly --batch images")
     parser.add_argument("--batch", type=int, default=1, help="batch size of a fixed-batch file")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET}); onnx only")
@@ -57,8 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topk", type=int, default=defaults.topk_candidates, help="candidates per class entering NMS")
     parser.add_argument("--pre-nms-topk", type=int, default=defaults.pre_nms_topk, help=PRE_NMS_TOPK_HELP)
     parser.add_argument(
-        "--fp16", action="store_true", help="network in float16 (inputs, outputs, decoding and NMS stay float32)"
+        "--fp16", "--half", dest="fp16", action="store_true", help="network in float16 (inputs, outputs, decoding and NMS stay float32)"
     )
+
+
+def _int8_flags(parser: argparse.ArgumentParser) -> None:
     int8 = parser.add_argument_group("INT8 post-training quantisation (ONNX; runs on ONNX Runtime and OpenVINO CPUs)")
     int8.add_argument("--int8", action="store_true", help="quantise the network to INT8 (QDQ ONNX); decoding and NMS stay float32")
     int8.add_argument("--calib", type=Path, help="folder of calibration images (searched recursively: a dataset's image folder)")
@@ -68,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     int8.add_argument("--int8-method", default="percentile", choices=CALIBRATION_METHODS, help="ONNX Runtime's calibration method (ort quantizer only)")
     int8.add_argument("--int8-head", action="store_true", help="quantise the detection head too (default: backbone only; the head stays float for accuracy)")
+
+
+def _verify_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--verify",
         action=argparse.BooleanOptionalAction,
@@ -80,7 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda: where export and verification run (pt2 is compiled for it)")
     parser.add_argument("--json", action="store_true", help="print the result (path, metadata, verification) as JSON")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         int8_method=args.int8_method,
         int8_head=args.int8_head,
     )
-    print(f"exporting {args.checkpoint} to {args.format}...", file=sys.stderr)
-    result = export_model(args.checkpoint, args.output, options)
+    print(f"exporting {args.model} to {args.format}...", file=sys.stderr)
+    result = export_model(args.model, args.output, options)
     if args.json:
         print(
             json.dumps(
