@@ -29,7 +29,7 @@ from .images import bench_images, default_calibration
 from .machine import machine_info
 from .report import LatencyReport
 from .rows import LatencyRow, SkipRecord
-from .variants import Variant, is_checkpoint, plan_variants, prepare_variants
+from .variants import Planned, Skipped, Variant, cpu_has_native_bf16, is_checkpoint, plan_variants, prepare_variants
 
 
 @dataclass(frozen=True)
@@ -155,6 +155,7 @@ def run_latency(
         if not path.exists():
             raise SSDDeployError(f"{path}: no such file")
         planned, skipped = plan_variants(path, config.runtimes, config.precisions, config.device)
+        planned, skipped = _without_emulated(planned, skipped, config.device)
         report.skipped += [SkipRecord(path.name, s.runtime, s.precision, s.reason) for s in skipped]
         calibration = config.calibration or config.images
         if calibration is None and any(p.precision == "int8" for p in planned) and is_checkpoint(path):
@@ -312,12 +313,14 @@ def _row(measured: Measured, samples: Samples, split: str, network: float | None
     else:
         network_ms = network
         post = host_post + (in_graph or 0.0)
+    own_call = None if baseline or network is None or in_graph is None else network + in_graph
     return LatencyRow(
         model=measured.model, arch=measured.arch, runtime=measured.runtime, precision=measured.precision, batch=batch,
         device=measured.device, file=measured.file, iterations=len(total), median_ms=median, p90_ms=float(np.percentile(total, 90)), p99_ms=float(np.percentile(total, 99)),
         mean_ms=float(total.mean()), min_ms=float(total.min()), images_per_s=batch * 1e3 / median,
         preprocess_ms=pre, network_ms=network_ms, postprocess_ms=post, post_in_graph_ms=None if baseline else in_graph,
         post_host_ms=host_post, post_share=post / median, split=split, baseline=baseline,
+        other_ms=median - pre - network_ms - post, own_call_ms=own_call,
     )
 
 
@@ -333,11 +336,30 @@ def _check_distinct_names(paths: list[Path]) -> None:
         seen[path.name] = path
 
 
+def _without_emulated(planned: list[Planned], skipped: list[Skipped], device: str) -> tuple[list[Planned], list[Skipped]]:
+    """Leave out PyTorch bf16 on a CPU without native bf16, as OpenVINO's is left out: PyTorch
+    emulates it there, slower than fp32, which times the emulation, not the precision (parity
+    still runs it: the emulated arithmetic is exact bf16)."""
+    if device != "cpu" or cpu_has_native_bf16():
+        return planned, skipped
+    emulated = [p for p in planned if p.runtime == "pytorch" and p.precision == "bf16"]
+    reason = "this CPU has no native bf16 (PyTorch would emulate it, slower than fp32)"
+    return [p for p in planned if p not in emulated], skipped + [Skipped(p.runtime, p.precision, reason) for p in emulated]
+
+
 def _add_speedups(rows: list[LatencyRow]) -> None:
+    """Speed-up over the baseline, and the ceiling: baseline over the fastest network-only time."""
     baselines = {(r.model, r.batch): r.median_ms for r in rows if r.baseline}
+    fastest: dict[tuple[str, int], float] = {}
+    for row in rows:
+        if not row.baseline and row.own_call_ms is not None:
+            key = (row.model, row.batch)
+            fastest[key] = min(fastest.get(key, row.network_ms), row.network_ms)
     for row in rows:
         reference = baselines.get((row.model, row.batch))
         row.speedup = None if reference is None else reference / row.median_ms
+        network = fastest.get((row.model, row.batch))
+        row.ceiling = None if reference is None or network is None else reference / network
 
 
 def _set_threads(threads: int | None) -> int:

@@ -23,11 +23,16 @@ LATENCY_NOTES = (
     "runs the network alone on the same batch, alternating with the full graph (exported files: a network-only "
     "companion, for ONNX cut out of the very file timed; pytorch: the runner's own network module); "
     "post-processing = median(full − network only) + the host's unpad and rescale; network = median of the "
-    "network-only runs. Stage medians need not add up to the end-to-end median.",
+    "network-only runs. Other = end-to-end median − pre − network − post: what no stage accounts for (copies in "
+    "and out of the runtime, the detect call's own bookkeeping, and medians of separate runs not adding up exactly; "
+    "it can be slightly negative). Vs own call = end to end over the runtime's own call on a ready batch "
+    "(network + in-graph decode and NMS), minus 1: the host's share.",
     "Baseline = torchvision's eager SSD with the same weights and thresholds (model.eval()(list of tensors) under "
     "torch.inference_mode(), its fastest eager setting), split with forward "
     "hooks: pre = host conversion + transform (normalise, resize), network = backbone + head, post = prior "
-    "generation + decoding + NMS + rescaling. Speed-up = baseline median / runtime median at the same batch size.",
+    "generation + decoding + NMS + rescaling. Speed-up = baseline median / runtime median at the same batch size; "
+    "ceiling = baseline median / the fastest network-only median of the model at that batch size (the speed-up "
+    "if pre- and post-processing were free).",
 )
 
 
@@ -46,16 +51,17 @@ class LatencyReport:
     def markdown(self) -> str:
         """Machine, settings, the results table, then what was skipped and how it was measured."""
         header = ["model", "runtime", "precision", "batch", "median ms", "p90 ms", "p99 ms", "images/s",
-                  "pre ms", "network ms", "post ms", "post %", "speed-up"]
+                  "pre ms", "network ms", "post ms", "other ms", "post %", "vs own call", "speed-up", "ceiling"]
         body = [
             [r.model, "torchvision (eager)" if r.baseline else r.runtime, r.precision, r.batch, _ms(r.median_ms), _ms(r.p90_ms),
              _ms(r.p99_ms), f"{r.images_per_s:.1f}", _ms(r.preprocess_ms), _ms(r.network_ms),
              _ms(r.postprocess_ms) + ("" if r.post_in_graph_ms is not None or r.baseline else "*"),
-             f"{100 * r.post_share:.1f}", "-" if r.speedup is None else f"{r.speedup:.2f}×"]
+             _ms(r.other_ms), f"{100 * r.post_share:.1f}", _percent(r.over_own_call),
+             "-" if r.speedup is None else f"{r.speedup:.2f}×", "-" if r.ceiling is None else f"{r.ceiling:.2f}×"]
             for r in self.rows
         ]
         lines = [f"Machine: {describe(self.machine)}" if self.machine else "", _settings_line(self.settings), "",
-                 markdown_table(header, body, align="lllr" + "r" * 9)]
+                 markdown_table(header, body, align="lllr" + "r" * 12)]
         if any(r.post_in_graph_ms is None and not r.baseline for r in self.rows):
             lines.append("\n\\* no network-only companion (an exported file was given): post = host unpad/rescale only; decoding and NMS are in the network column.")
         lines += _skip_lines("Skipped", self.skipped) + _skip_lines("Failed", self.failed)
@@ -143,6 +149,14 @@ def write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
+def _pre_selection(pre_nms_topk: int) -> str:
+    return f"best {pre_nms_topk} over all classes into NMS" if pre_nms_topk else "every candidate into NMS (exact)"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.0f}%"
+
+
 def _ms(value: float | None) -> str:
     if value is None:
         return "-"
@@ -155,7 +169,7 @@ def _settings_line(settings: dict[str, Any]) -> str:
     post = settings.get("postprocess")
     if post:
         parts.append(f"score > {post['score_threshold']:g}, NMS IoU {post['iou_threshold']:g}, top {post['topk_candidates']} per class, "
-                     f"{post['max_detections']} kept")
+                     f"{_pre_selection(post.get('pre_nms_topk', 0))}, {post['max_detections']} kept")
     return ("Settings: " + ", ".join(parts)) if parts else ""
 
 

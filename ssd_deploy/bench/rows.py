@@ -19,6 +19,13 @@ class LatencyRow:
         post_in_graph_ms: decoding + NMS inside the graph (None when not measured).
         post_host_ms: unpadding and rescaling on the host.
         post_share: postprocess_ms / median_ms.
+        other_ms: the end-to-end median minus the three stage medians: what no stage accounts for
+            (copies in and out of the runtime, the detect call's own work, and medians of separate
+            runs not adding up exactly); may be slightly negative.
+        own_call_ms: the runtime's own call (network + decode + NMS) on a ready batch: network-only
+            median + in-graph post-processing median (None where not split).
+        ceiling: the baseline's median over the fastest network-only median of this model and batch:
+            the speed-up if pre- and post-processing were free (None without a baseline).
         split: how the stages were measured.
         speedup: baseline median / this median (None without a baseline).
         baseline: this row is torchvision's eager pipeline.
@@ -47,10 +54,18 @@ class LatencyRow:
     split: str
     speedup: float | None = None
     baseline: bool = False
+    other_ms: float = 0.0
+    own_call_ms: float | None = None
+    ceiling: float | None = None
 
     @property
     def label(self) -> str:
         return "torchvision eager" if self.baseline else f"{self.runtime} {self.precision}"
+
+    @property
+    def over_own_call(self) -> float | None:
+        """End to end over the runtime's own call on a ready batch, minus 1 (host pre/post share)."""
+        return None if not self.own_call_ms else self.median_ms / self.own_call_ms - 1.0
 
 
 @dataclass

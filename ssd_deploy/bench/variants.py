@@ -86,6 +86,16 @@ def is_checkpoint(path: Path) -> bool:
     return path.suffix.lower() in CHECKPOINT_SUFFIXES and runtime_for_file(path) == "pytorch"
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX flags in /proc/cpuinfo;
+    True where the flags cannot be read, so nothing is skipped on a guess)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def precision_support(runtime: str, device: str) -> dict[str, FileKind | str]:
     """For each precision: the file a checkpoint must be exported to for ``runtime`` on ``device``
     (a :class:`FileKind`), or the reason it cannot run (a string)."""
