@@ -11,8 +11,8 @@ import torch
 from ..export import torchscript as torchscript_format
 from ..export.formats import read_metadata
 from .base import Runner, as_torch_batch, check_precision
+from .devices import torch_device
 from .pytorch import availability as torch_availability
-from .pytorch import torch_device
 from .registry import Availability
 
 
