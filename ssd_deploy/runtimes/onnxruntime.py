@@ -23,7 +23,8 @@ from ..errors import ExportError, RuntimeUnavailableError, SSDDeployError
 from ..export.formats import read_metadata
 from ..export.int8 import check_symmetric_qdq
 from ..export.metadata import ExportMetadata
-from .tensorrt_build import DEFAULT_MAX_BATCH, file_sha256
+from .tensorrt.cache import file_sha256
+from .tensorrt.options import DEFAULT_MAX_BATCH
 from .base import Runner, as_numpy_batch, as_torch_batch, check_precision
 from .registry import Availability
 
