@@ -14,9 +14,10 @@ from .metadata import ExportMetadata
 
 @dataclass(frozen=True)
 class ExportFormat:
-    """An export format: its file suffix, its writer, and how to load a file and read its metadata.
+    """An export format: its file suffix, its writer, and how to read a file's metadata.
 
     ``write(network, spec, example, path, metadata, **options)`` takes the ``options`` named.
+    Files are loaded by the runtimes (:func:`ssd_deploy.runtimes.load`), never here.
     """
 
     name: str
@@ -24,22 +25,21 @@ class ExportFormat:
     description: str
     write: Callable[..., None]
     options: tuple[str, ...]
-    load: Callable[..., Callable]
     read_metadata: Callable[[Path], dict[str, str]]
 
 
 FORMATS = {
     "torchscript": ExportFormat(
         "torchscript", ".ts", "TorchScript for LibTorch (C++) and torch.jit.load; NMS in plain tensor code",
-        torchscript.write, (), torchscript.load, torchscript.read_metadata,
+        torchscript.write, (), torchscript.read_metadata,
     ),
     "onnx": ExportFormat(
         "onnx", ".onnx", "ONNX (opset >= 17) with the standard NonMaxSuppression operator",
-        onnx.write, ("opset",), onnx.load, onnx.read_metadata,
+        onnx.write, ("opset",), onnx.read_metadata,
     ),
     "pt2": ExportFormat(
         "pt2", ".pt2", "torch.export program compiled by AOTInductor (Python or C++ AOTIModelPackageLoader)",
-        pt2.write, (), pt2.load, pt2.read_metadata,
+        pt2.write, (), pt2.read_metadata,
     ),
 }
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -245,6 +245,17 @@ class OnnxRuntimeRunner(Runner):
 
     def _close(self) -> None:
         del self.session
+
+
+def load_function(path: Path, device: str = "cpu") -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
+    """The file's session (as :class:`OnnxRuntimeRunner` opens it) as a function of the input batch
+    Tensor[N, 3, H, W] returning CPU tensors; ONNX Runtime itself answers a batch of the wrong shape."""
+    runner = OnnxRuntimeRunner(Path(path), device)
+
+    def run(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.from_numpy(np.asarray(output)) for output in runner._infer(images))
+
+    return run
 
 
 # The runtime module's entry point (see registry.py): the runner's constructor, whose keyword
