@@ -1,4 +1,4 @@
-"""The GPU machine's first run in one call (see ssd_deploy/gpu_check.py and the README's GPU check).
+"""The GPU machine's first run in one call (see ssd_deploy/gpu_check/ and the README's GPU check).
 
     python benchmarks/gpu_check.py --out runs/gpu-check [--wheels wheels/]
 

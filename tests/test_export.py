@@ -34,6 +34,7 @@ from ssd_deploy.export.verify import FP32_TOLERANCES, sample_batch
 from ssd_deploy.models import create_model
 from ssd_deploy.postprocess import PostprocessConfig
 from ssd_deploy.runtimes import load as load_runtime
+from ssd_deploy.runtimes.exported import load_function
 
 SIZE = (128, 128)
 POST = PostprocessConfig()
@@ -55,7 +56,7 @@ def _eager(model, nms=True, post=POST, batch=None):
 
 def _assert_same(model, path, images, nms=True, post=POST, tolerances=FP32_TOLERANCES):
     """Run the exported file (in a fresh loader) and the eager graph on ``images``; compare."""
-    run = get_format(read_metadata(path).format).load(path)
+    run = load_function(path)
     with torch.inference_mode():
         expected = _eager(model, nms, post)(images)
     actual = run(images)
@@ -137,6 +138,7 @@ def test_pt2_metadata_is_read_without_loading_and_its_device_is_checked(exported
     compiled model onto its device; a package runs only on the device type it was compiled for,
     and a CUDA index reaches the loader."""
     from ssd_deploy.export import pt2
+    from ssd_deploy.runtimes import aotinductor
 
     path = exported["pt2"].path
     loads = []
@@ -147,11 +149,11 @@ def test_pt2_metadata_is_read_without_loading_and_its_device_is_checked(exported
     assert read_metadata(path) == exported["pt2"].metadata and loads == []
     with monkeypatch.context() as patch, pytest.raises(ExportError, match=r"compiled for cpu, asked to run on cuda:1. Note: run it with device='cpu'"):
         patch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine: the device check is next
-        pt2.load(path, "cuda:1")
+        aotinductor.load_package(path, "cuda:1")
     assert loads == []
-    run = pt2.load(path, "cpu")
+    run = aotinductor.load_package(path, "cpu")
     assert loads == [{"device_index": -1}] and run(sample_batch(SIZE, 1, seed=3))[0].shape == (1,)
-    assert (pt2.device_index("cuda:1"), pt2.device_index("cuda"), pt2.device_index("cpu")) == (1, -1, -1)
+    assert (aotinductor.device_index("cuda:1"), aotinductor.device_index("cuda"), aotinductor.device_index("cpu")) == (1, -1, -1)
 
 
 def test_torchscript_loads_without_torchvision(exported, tmp_path):
@@ -169,7 +171,7 @@ def test_torchscript_loads_without_torchvision(exported, tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     outside = torch.load(tmp_path / "out.pt", weights_only=True)
-    inside = get_format("torchscript").load(path)(images)
+    inside = load_function(path)(images)
     assert all(torch.equal(a, b) for a, b in zip(outside, inside))
     graph = str(torch.jit.load(str(path)).inlined_graph)
     assert "torchvision::" not in graph
@@ -181,7 +183,7 @@ def test_fixed_batch_of_three(name, ssdlite, tmp_path):
     assert result.metadata.batch == 3 and result.verification.images == 3
     _assert_same(ssdlite, result.path, sample_batch(SIZE, 3, seed=7))
     with pytest.raises(Exception, match="3|batch|dimension"):
-        get_format(name).load(result.path)(sample_batch(SIZE, 2))
+        load_function(result.path)(sample_batch(SIZE, 2))
 
 
 @pytest.mark.parametrize("name", ["torchscript", "onnx"])
@@ -213,7 +215,7 @@ def test_nothing_detected_gives_zero_rows(name, ssdlite, tmp_path):
             conv.weight.zero_()
             conv.bias.copy_(background_only.repeat(conv.out_channels // len(CLASS_NAMES)))
     result = export_model(blind.eval(), tmp_path / f"blind{get_format(name).suffix}", ExportOptions(format=name, batch=2))
-    num, boxes, scores, labels = get_format(name).load(result.path)(sample_batch(SIZE, 2))
+    num, boxes, scores, labels = load_function(result.path)(sample_batch(SIZE, 2))
     assert num.tolist() == [0, 0]
     assert not boxes.any() and not scores.any() and not labels.any()
 
@@ -239,7 +241,7 @@ def test_fp16_export(name, ssdlite, tmp_path):
     raw = export_model(ssdlite, tmp_path / f"hraw{get_format(name).suffix}", ExportOptions(format=name, fp16=True, nms=False, batch=2))
     images = sample_batch(SIZE, 2, seed=9)
     _assert_same(ssdlite, raw.path, images, nms=False, tolerances=Tolerances(box_atol=2e-3, score_atol=5e-3))
-    num, *_ = get_format(name).load(result.path)(images)
+    num, *_ = load_function(result.path)(images)
     assert num.dtype == torch.int32 and (num > 0).all()
 
 
@@ -273,12 +275,12 @@ def test_opset_17(ssdlite, tmp_path):
 
 
 def test_wrong_input_shape_is_rejected_with_a_clear_message(exported):
-    run = get_format("torchscript").load(exported["torchscript"].path)
+    run = load_function(exported["torchscript"].path)
     with pytest.raises(Exception, match=r"expected shape \[N, 3, 128, 128\]"):
         run(torch.rand(1, 3, 96, 128))
     with pytest.raises(Exception, match="float32"):
         run(torch.rand(1, 3, 128, 128).double())
-    onnx_run = get_format("onnx").load(exported["onnx"].path)
+    onnx_run = load_function(exported["onnx"].path)
     with pytest.raises(Exception, match="[Ii]nvalid|dimension|Got"):
         onnx_run(torch.rand(1, 3, 96, 128))
 
@@ -287,7 +289,7 @@ def test_wrong_input_shape_is_rejected_with_a_clear_message(exported):
 @pytest.mark.parametrize("name", ["torchscript", "pt2"])
 def test_cuda_without_a_gpu_names_what_is_missing(name, exported):
     with pytest.raises(ExportError, match="CUDA is not available"):
-        get_format(name).load(exported[name].path, "cuda")
+        load_function(exported[name].path, "cuda")
 
 
 def test_failed_verification_writes_nothing(ssdlite, tmp_path, monkeypatch):

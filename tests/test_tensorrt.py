@@ -32,7 +32,7 @@ from ssd_deploy.pipeline import preprocess
 from ssd_deploy.runtimes import load
 from ssd_deploy.runtimes import tensorrt as trt_runtime
 from ssd_deploy.runtimes.tensorrt import open_runner
-from ssd_deploy.runtimes.tensorrt_build import (
+from ssd_deploy.runtimes.tensorrt import (
     EngineOptions,
     calibration_cache_key,
     check_engine_matches,
@@ -638,7 +638,7 @@ def _qdq(zero_point: np.ndarray | None):
 @pytest.fixture
 def no_gpu_needed(monkeypatch):
     """build_engine on this machine up to its GPU work: a stand-in TensorRT 10 and an A100."""
-    from ssd_deploy.runtimes import tensorrt_build
+    from ssd_deploy.runtimes.tensorrt import build as tensorrt_build
 
     monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt("10.9.0.34"))
     monkeypatch.setattr(tensorrt_build, "cuda_index", lambda device: 0)
@@ -648,7 +648,7 @@ def no_gpu_needed(monkeypatch):
 
 @pytest.mark.parametrize("asked", [EngineOptions(precision="int8"), "calibration"])
 def test_tensorrt_11_int8_from_an_fp32_onnx_asks_for_a_qdq_file(asked, tmp_path, monkeypatch, calibration_folder):
-    from ssd_deploy.runtimes.tensorrt_build import build_engine
+    from ssd_deploy.runtimes.tensorrt import build_engine
 
     monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt("11.0.0.1"))
     options = EngineOptions(precision="int8", calibration_images=calibration_folder) if asked == "calibration" else asked
@@ -698,7 +698,7 @@ def _topk_and_nms(k: int, boxes_per_item: int | None):
 def test_limit_problems_name_topk_and_nms_beyond_tensorrts_limits():
     import onnx
 
-    from ssd_deploy.runtimes.tensorrt_build import limit_problems
+    from ssd_deploy.runtimes.tensorrt import limit_problems
 
     def problems(k, boxes, capability, topk_candidates=400):
         nodes, initializers, info = _topk_and_nms(k, boxes)
@@ -732,7 +732,7 @@ def test_our_export_is_within_the_limits_on_every_gpu(tmp_path):
     from ssd_deploy.export import ExportOptions, export_model
     from ssd_deploy.models import create_model
     from ssd_deploy.postprocess import PostprocessConfig
-    from ssd_deploy.runtimes.tensorrt_build import _nms_boxes_per_item, limit_problems
+    from ssd_deploy.runtimes.tensorrt.limits import _nms_boxes_per_item, limit_problems
 
     model = informative_init(create_model("ssdlite_mobilenet_v2", num_classes=len(CLASS_NAMES), input_size=SIZE))
     options = ExportOptions(format="onnx", dynamic_batch=True, verify=False, postprocess=PostprocessConfig(topk_candidates=2100))

@@ -21,11 +21,12 @@ from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_l
 
 from helpers import informative_init
 from ssd_deploy.compare import Tolerances
-from ssd_deploy.export import ExportOptions, export_model, get_format
+from ssd_deploy.export import ExportOptions, export_model
 from ssd_deploy.export.graph import GraphSpec
 from ssd_deploy.export.verify import FP32_TOLERANCES, MAX_BOX_PIXELS, float32_tolerances, sample_batch, verify
 from ssd_deploy.models import create_model, list_architectures
 from ssd_deploy.postprocess import PostprocessConfig
+from ssd_deploy.runtimes.exported import load_function
 
 POST = PostprocessConfig()
 TORCHVISION = {"ssd300_vgg16": ssd300_vgg16, "ssdlite320_mobilenet_v3_large": ssdlite320_mobilenet_v3_large}
@@ -109,7 +110,7 @@ def exported(ssdlite_v3):
     assert result.verification.ok
     spec = GraphSpec(model.priors, model.config.input_size, True, POST, None)
     batches = [sample_batch(model.config.input_size, 3, seed=3), sample_batch(model.config.input_size, 2, seed=4)]
-    run = get_format("onnx").load(result.path)
+    run = load_function(result.path)
     return model, spec, batches, run, result.verification.tolerances
 
 

@@ -24,7 +24,7 @@ from .graph import GraphSpec, require_device
 from .metadata import ExportMetadata
 from .onnx import DEFAULT_OPSET, MIN_OPSET, read_model
 from .int8 import CALIBRATION_METHODS, QUANTIZERS, quantize_onnx
-from .verify import FP16_TOLERANCES, float32_tolerances, read_pictures, sample_batch, verify, verify_recall
+from .verify import FP16_TOLERANCES, float32_tolerances, load_runner_function, read_pictures, sample_batch, verify, verify_recall
 
 # Batch sizes run by --verify for a dynamic-batch file (a fixed-batch file runs its own size).
 DYNAMIC_VERIFY_BATCHES = (3, 1)
@@ -373,7 +373,7 @@ def _verify(
     options: ExportOptions,
     calibration: CalibrationBatches | None = None,
 ) -> Comparison:
-    run = export_format.load(path, options.device)
+    run = load_runner_function(path, options.device)
     sizes = DYNAMIC_VERIFY_BATCHES if spec.batch is None else (spec.batch,)
     pictures = read_pictures(options.verify_images)
     batches = [sample_batch(spec.input_size, size, pictures, seed=size) for size in sizes]

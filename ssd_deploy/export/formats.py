@@ -11,22 +11,20 @@ from ..lookup import lookup
 from .metadata import ExportMetadata
 # Each writer module by name, not ``from . import``: that would run this package's __init__,
 # which imports this module back.
-from .onnx import load as load_onnx
 from .onnx import read_metadata as read_onnx_metadata
 from .onnx import write as write_onnx
-from .pt2 import load as load_pt2
 from .pt2 import read_metadata as read_pt2_metadata
 from .pt2 import write as write_pt2
-from .torchscript import load as load_torchscript
 from .torchscript import read_metadata as read_torchscript_metadata
 from .torchscript import write as write_torchscript
 
 
 @dataclass(frozen=True)
 class ExportFormat:
-    """An export format: its file suffix, its writer, and how to load a file and read its metadata.
+    """An export format: its file suffix, its writer, and how to read a file's metadata.
 
     ``write(network, spec, example, path, metadata, **options)`` takes the ``options`` named.
+    Files are loaded by the runtimes (:func:`ssd_deploy.runtimes.load`), never here.
     """
 
     name: str
@@ -34,22 +32,21 @@ class ExportFormat:
     description: str
     write: Callable[..., None]
     options: tuple[str, ...]
-    load: Callable[..., Callable]
     read_metadata: Callable[[Path], dict[str, str]]
 
 
 FORMATS = {
     "torchscript": ExportFormat(
         "torchscript", ".ts", "TorchScript for LibTorch (C++) and torch.jit.load; NMS in plain tensor code",
-        write_torchscript, (), load_torchscript, read_torchscript_metadata,
+        write_torchscript, (), read_torchscript_metadata,
     ),
     "onnx": ExportFormat(
         "onnx", ".onnx", "ONNX (opset >= 17) with the standard NonMaxSuppression operator",
-        write_onnx, ("opset",), load_onnx, read_onnx_metadata,
+        write_onnx, ("opset",), read_onnx_metadata,
     ),
     "pt2": ExportFormat(
         "pt2", ".pt2", "torch.export program compiled by AOTInductor (Python or C++ AOTIModelPackageLoader)",
-        write_pt2, (), load_pt2, read_pt2_metadata,
+        write_pt2, (), read_pt2_metadata,
     ),
 }
 

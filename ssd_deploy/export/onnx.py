@@ -12,9 +12,6 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
 import onnx
 import torch
 from torch import Tensor, nn
@@ -95,26 +92,6 @@ def drop_default_scatter_reduction(model: onnx.ModelProto) -> int:
             del node.attribute[:]
             node.attribute.extend(keep)
     return removed
-
-
-def load(path: Path, device: str | torch.device = "cpu", providers: list[str] | None = None) -> Callable[[Tensor], tuple[Tensor, ...]]:
-    """An ONNX Runtime session (CPU provider unless ``providers`` says otherwise) as a function."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ExportError(path, "onnxruntime is not installed. Note: pip install 'ssd-deploy[cpu]'") from None
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    try:
-        session = onnxruntime.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
-    except Exception as error:  # onnxruntime raises its own exception types per failure
-        raise ExportError(path, f"ONNX Runtime cannot load it: {str(error).strip().splitlines()[0][:200]}") from None
-
-    def run(images: Tensor) -> tuple[Tensor, ...]:
-        outputs = session.run(None, {INPUT_NAME: images.detach().cpu().numpy().astype(np.float32, copy=False)})
-        return tuple(torch.from_numpy(output) for output in outputs)
-
-    return run
 
 
 def read_model(path: Path) -> onnx.ModelProto:

@@ -7,20 +7,20 @@ NMS inside is torchvision's operator, so a C++ program must also load torchvisio
 library (``torchvision/_C_stable.so`` from the wheel) before running the package.
 The package is compiled for one device (the one ``example`` is on). Metadata is compiled in
 (``aot_inductor.metadata``), beside AOTInductor's own ``AOTI_DEVICE_KEY`` (the compiled-for device type);
-both are read from the archive without loading the model, and a package runs only on its device type.
+both are read from the archive without loading the model, and a package runs only on its device type
+(:func:`ssd_deploy.runtimes.aotinductor.load_package` loads it).
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ExportError
-from .graph import GraphSpec, require_device
+from .graph import GraphSpec
 from .metadata import INPUT_NAME
 
 # The generated C++ wrapper only sequences kernel calls; the kernels themselves are compiled with
@@ -52,53 +52,6 @@ def write(network: nn.Module, spec: GraphSpec, example: Tensor, path: Path, meta
 
 # The compiled-for device type ("cpu", "cuda") that AOTInductor writes into every package's metadata.
 DEVICE_KEY = "AOTI_DEVICE_KEY"
-
-
-def _load_package(path: Path, device_index: int):
-    import torchvision  # noqa: F401  (registers torchvision::nms, which the package calls)
-
-    try:
-        return torch._inductor.aoti_load_package(str(path), device_index=device_index)
-    except Exception as error:  # the loader raises RuntimeError or zip/JSON errors
-        raise ExportError(path, f"not a loadable AOTInductor package: {str(error).strip().splitlines()[0][:200]}") from None
-
-
-def check_compiled_device(path: Path, compiled: str, device: str | torch.device) -> None:
-    """Refuse to run a package on another device type than the one it was compiled for.
-
-    Args:
-        compiled: the package's ``AOTI_DEVICE_KEY`` (``cpu``, ``cuda``). device: where it is asked to run.
-    """
-    asked = torch.device(device)
-    if compiled != asked.type:
-        raise ExportError(
-            path,
-            f"compiled for {compiled}, asked to run on {asked}. Note: run it with device={compiled!r}, "
-            f"or export another with ssd-export --format pt2 --device {asked.type}",
-        )
-
-
-def device_index(device: str | torch.device) -> int:
-    """The loader's ``device_index``: N for ``cuda:N``, -1 (the current device) for ``cuda`` and ``cpu``."""
-    device = torch.device(device)
-    return device.index if device.type == "cuda" and device.index is not None else -1
-
-
-def load(path: Path, device: str | torch.device = "cpu") -> Callable[[Tensor], tuple[Tensor, ...]]:
-    """The compiled package as a function on ``device``, which must be of the type it was compiled for.
-
-    Raises:
-        ExportError: a package of another device type, CUDA asked on a machine without it, or not a package.
-    """
-    require_device(device, path)  # no CUDA here is the first thing to say
-    check_compiled_device(path, read_metadata(path).get(DEVICE_KEY, "cpu"), device)
-    runner = _load_package(path, device_index(device))
-
-    def run(images: Tensor) -> tuple[Tensor, ...]:
-        with torch.inference_mode():
-            return tuple(runner(images.to(device)))
-
-    return run
 
 
 def read_metadata(path: Path) -> dict[str, str]:

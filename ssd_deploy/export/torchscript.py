@@ -4,7 +4,8 @@ The network (convolutions only, no control flow) is traced; decoding and NMS are
 number of detections stays data-dependent and the batch size free. NMS inside is the plain-tensor
 :func:`ssd_deploy.postprocess.tensor_nms.batched_nms_tensor`, so the file loads in LibTorch (C++) without
 torchvision's operator library. The metadata is the extra file ``metadata.json``
-(``torch::jit::load(path, device, extra_files)`` in C++).
+(``torch::jit::load(path, device, extra_files)`` in C++). Python loads it with
+:func:`ssd_deploy.runtimes.torchscript.load_module`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import json
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ExportError
-from .graph import GraphSpec, require_device
+from .graph import GraphSpec
 
 METADATA_FILE = "metadata.json"
 
@@ -34,24 +34,6 @@ def write(network: nn.Module, spec: GraphSpec, example: Tensor, path: Path, meta
             traced = torch.jit.trace(network.eval(), example, check_trace=False)
         scripted = torch.jit.script(spec.build(traced, nms_backend="tensor"))
         scripted.save(str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})
-
-
-def load(path: Path, device: str | torch.device = "cpu") -> Callable[[Tensor], tuple[Tensor, ...]]:
-    """The scripted module on ``device`` (its map location), as a function of the input batch."""
-    require_device(device, path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        try:
-            module = torch.jit.load(str(path), map_location=device)
-        except (RuntimeError, ValueError) as error:
-            raise ExportError(path, f"not a loadable TorchScript file: {str(error).strip().splitlines()[0][:200]}") from None
-    module.eval()
-
-    def run(images: Tensor) -> tuple[Tensor, ...]:
-        with torch.inference_mode():
-            return tuple(module(images.to(device)))
-
-    return run
 
 
 def read_metadata(path: Path) -> dict[str, str]:

@@ -12,9 +12,11 @@ Pre-processing and mapping boxes back to the image are shared by all runtimes
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Callable
 
 from ..errors import RuntimeUnavailableError, SSDDeployError
 from .base import PRECISIONS, InputError, Runner
@@ -57,12 +59,30 @@ def load(
             file of the wrong kind for the runtime, or another input size than ``input_size``.
     """
     path = Path(path)
+    _check_arguments(path, max_batch, precision)
+    name = _runtime_for(path, runtime)
+    open_runner = _open_runner(name, path, options)
+    runner = open_runner(path, device=device, precision=precision, **options)
+    try:
+        _check_input_size(runner, input_size)
+        return Detector(runner, max_batch=max_batch, min_score=min_score)
+    except SSDDeployError:
+        runner.close()
+        raise
+
+
+def _check_arguments(path: Path, max_batch: int, precision: str) -> None:
+    """SSDDeployError for a missing file, a batch below 1 or an unknown precision."""
     if not path.exists():
         raise SSDDeployError(f"{path}: no such file")
     if max_batch < 1:
         raise SSDDeployError(f"max_batch {max_batch}: expected 1 or more")
     if precision != "auto" and precision not in PRECISIONS:
         raise SSDDeployError(f"precision {precision!r} is unknown. Note: expected auto or one of {', '.join(PRECISIONS)}")
+
+
+def _runtime_for(path: Path, runtime: str) -> str:
+    """The runtime's name: from the file for ``auto``; one that reads ``path``'s suffix and is usable here."""
     name = runtime_for_file(path) if runtime == "auto" else get_runtime(runtime).name
     spec = RUNTIMES[name]
     suffix = path.suffix.lower()
@@ -72,30 +92,37 @@ def load(
         require_available(name)
     except RuntimeUnavailableError as error:  # say which file could not be loaded, not only why
         raise RuntimeUnavailableError(name, error.problem, path) from None
-    open_runner = spec.implementation().open_runner
-    accepted = _option_names(open_runner)
+    return name
+
+
+def _open_runner(name: str, path: Path, options: dict[str, Any]) -> Callable[..., Runner]:
+    """The runtime's ``open_runner``, once ``options`` are known to be ones it takes."""
+    module = RUNTIMES[name].implementation()
+    accepted = _option_names(module)
     unknown = sorted(set(options) - set(accepted)) if accepted is not None else []
     if unknown:
         raise SSDDeployError(
             f"runtime {name}: unknown option(s) {', '.join(unknown)}. Note: it takes {', '.join(accepted) or 'no options'}"
         )
-    runner = open_runner(path, device=device, precision=precision, **options)
+    return module.open_runner
+
+
+def _check_input_size(runner: Runner, input_size: tuple[int, int] | None) -> None:
+    """SSDDeployError when the caller expects another input size than the model's."""
     if input_size is not None and tuple(input_size) != tuple(runner.metadata.input_size):
-        runner.close()
         raise SSDDeployError(
-            f"{path}: the model takes {tuple(runner.metadata.input_size)} (height, width) images, not {tuple(input_size)}. "
+            f"{runner.path}: the model takes {tuple(runner.metadata.input_size)} (height, width) images, not {tuple(input_size)}. "
             "Note: re-export it at that size, or drop input_size (images are resized automatically)"
         )
-    try:
-        return Detector(runner, max_batch=max_batch, min_score=min_score)
-    except SSDDeployError:
-        runner.close()
-        raise
 
 
-def _option_names(open_runner) -> list[str] | None:
-    """The keyword options ``open_runner`` takes beyond path, device and precision (None: any)."""
-    parameters = inspect.signature(open_runner).parameters.values()
+def _option_names(module: ModuleType) -> list[str] | None:
+    """The keyword options a runtime module's ``open_runner`` takes beyond path, device and
+    precision: the fields of its ``OPTIONS`` dataclass where it has one, else its signature's
+    keywords (None: any, checked by the runtime itself)."""
+    if hasattr(module, "OPTIONS"):
+        return [field.name for field in dataclasses.fields(module.OPTIONS)]
+    parameters = inspect.signature(module.open_runner).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return None
     return [p.name for p in parameters if p.name not in ("path", "device", "precision")]

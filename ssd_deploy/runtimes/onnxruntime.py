@@ -13,8 +13,9 @@ which may be read-only. On the CPU the precision is the file's (an ``int8`` file
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,11 +25,12 @@ from ..export.formats import read_metadata
 from ..export.int8 import check_symmetric_qdq
 from ..export.metadata import ExportMetadata
 from ..files import file_sha256
-from .tensorrt_build import DEFAULT_MAX_BATCH
+from .tensorrt.options import DEFAULT_MAX_BATCH
 from .base import Runner, as_numpy_batch, as_torch_batch, check_precision
+from .devices import CPU_PROVIDER, CUDA_PROVIDER, TENSORRT_PROVIDER, Device, onnxruntime_device, onnxruntime_providers, require_cuda
 from .registry import Availability
 
-CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+CPU, CUDA, TENSORRT = CPU_PROVIDER, CUDA_PROVIDER, TENSORRT_PROVIDER
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
 
@@ -81,20 +83,12 @@ def tensorrt_provider_options(
     }
 
 
-def default_providers(device: str, use_tensorrt: bool = False) -> list[str]:
-    """Providers in priority order for ``device`` (ONNX Runtime falls back along the list)."""
-    if device == "cpu":
-        return [CPU]
-    return ([TENSORRT] if use_tensorrt else []) + [CUDA, CPU]
+@dataclass(frozen=True)
+class SessionSettings:
+    """How ONNX Runtime runs a file: :class:`OnnxRuntimeRunner`'s options beyond device and precision.
 
-
-class OnnxRuntimeRunner(Runner):
-    """An ``onnxruntime.InferenceSession`` over an exported ONNX file.
-
-    Args:
-        device: ``cpu`` or ``cuda[:N]``.
-        precision: ``auto`` or the file's; with the TensorRT provider also ``fp16`` of an fp32 file.
-        providers: execution providers in priority order (default from ``device``); e.g.
+    Attributes:
+        providers: execution providers in priority order (default from the device); e.g.
             ``["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]``.
         intra_op_threads: threads per operator (0: ONNX Runtime's default, one per core).
         graph_optimization: ``disable``, ``basic``, ``extended`` or ``all``.
@@ -107,31 +101,79 @@ class OnnxRuntimeRunner(Runner):
             here because it slows the host pre-processing that runs between batches).
     """
 
+    providers: Sequence[str] | None = None
+    intra_op_threads: int = 0
+    graph_optimization: str = "all"
+    io_binding: bool | None = None
+    trt_cache_dir: str | Path | None = None
+    trt_max_batch: int = DEFAULT_MAX_BATCH
+    spin_wait: bool = False
+
+
+def session_options(settings: SessionSettings) -> Any:
+    """``onnxruntime.SessionOptions`` of ``settings``: threads, spinning, graph optimisation level."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = int(settings.intra_op_threads)
+    # ONNX Runtime's threads busy-wait after each run by default. Between runs the host
+    # pre-processes the next images, and spinning threads steal its cores: measured on 2
+    # cores, SSDLite-V3 detect() took 40 ms with spinning (22 ms of it pre-processing) and
+    # 19 ms without, though the network alone is 2 ms faster with it.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if settings.spin_wait else "0")
+    options.graph_optimization_level = {
+        "disable": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[settings.graph_optimization]
+    return options
+
+
+class OnnxRuntimeRunner(Runner):
+    """An ``onnxruntime.InferenceSession`` over an exported ONNX file.
+
+    Args:
+        device: ``cpu`` or ``cuda[:N]``.
+        precision: ``auto`` or the file's; with the TensorRT provider also ``fp16`` of an fp32 file.
+        settings: the session's :class:`SessionSettings`; or give its fields as keyword ``options``
+            (``providers=[...]``, ``intra_op_threads=1``, ...), as ``runtimes.load`` does.
+    """
+
     name = "onnxruntime"
 
     def __init__(
-        self,
-        path: Path,
-        device: str = "cpu",
-        precision: str = "auto",
-        providers: Sequence[str] | None = None,
-        intra_op_threads: int = 0,
-        graph_optimization: str = "all",
-        io_binding: bool | None = None,
-        trt_cache_dir: str | Path | None = None,
-        trt_max_batch: int = DEFAULT_MAX_BATCH,
-        spin_wait: bool = False,
+        self, path: Path, device: str = "cpu", precision: str = "auto", settings: SessionSettings | None = None, **options: Any
     ) -> None:
-        import onnxruntime
-
         if path.suffix.lower() != ".onnx":
             raise SSDDeployError(f"{path}: ONNX Runtime reads .onnx files")
+        if settings is not None and options:
+            raise SSDDeployError(f"{path}: pass SessionSettings or its fields {sorted(options)}, not both")
+        settings = settings or SessionSettings(**options)
         metadata = read_metadata(path)
-        device = device.lower()
-        device_type, _, index = device.partition(":")
-        if device_type not in ("cpu", "cuda") or (index and not index.isdigit()) or (device_type == "cpu" and index):
-            raise RuntimeUnavailableError(self.name, f"device {device!r}: expected cpu, cuda or cuda:N")
-        providers = list(providers) if providers else default_providers(device_type)
+        target = onnxruntime_device(device)
+        providers = self._providers(target, settings.providers)
+        precision = self._check(path, metadata, precision, providers, settings)
+        super().__init__(path, metadata, str(target), precision)
+        self._device_index = target.index or 0
+        self.session = self._open_session(settings, providers)
+        self.providers = self.session.get_providers()
+        if target.type == "cuda":
+            # Without this, a provider that fails to start (no cuDNN, a bad device id) silently
+            # hands the session to the CPU provider.
+            self.session.disable_fallback()
+            if CUDA not in self.providers and TENSORRT not in self.providers:
+                raise RuntimeUnavailableError(self.name, f"{path.name}: the GPU providers did not start (session has {self.providers})")
+        if settings.io_binding and target.type != "cuda":
+            raise SSDDeployError(f"{path}: io_binding keeps tensors in GPU memory; it needs device='cuda'")
+        self.io_binding = target.type == "cuda" if settings.io_binding is None else bool(settings.io_binding)
+
+    def _providers(self, target: Device, asked: Sequence[str] | None) -> list[str]:
+        """The providers to use on ``target``: ``asked`` or the device's default, all present here."""
+        import onnxruntime
+
+        providers = list(asked) if asked else onnxruntime_providers(target)
         missing = [p for p in providers if p not in onnxruntime.get_available_providers()]
         if missing:
             raise RuntimeUnavailableError(
@@ -140,62 +182,50 @@ class OnnxRuntimeRunner(Runner):
                 f"(available: {', '.join(onnxruntime.get_available_providers())}). "
                 "Note: CUDA and TensorRT providers need the onnxruntime-gpu wheel and an NVIDIA GPU",
             )
-        if device_type == "cpu" and providers != [CPU]:
+        if target.type == "cpu" and providers != [CPU]:
             raise RuntimeUnavailableError(self.name, f"device cpu with providers {providers}: pass device='cuda' for GPU providers")
-        if device_type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeUnavailableError(self.name, "device cuda: no CUDA device found (no NVIDIA GPU or driver)")
+        if target.type == "cuda":
+            require_cuda(self.name, target.type, check_index=False)
+        return providers
+
+    def _check(self, path: Path, metadata: ExportMetadata, precision: str, providers: list[str], settings: SessionSettings) -> str:
+        """The precision to run (checked against the file and providers); the settings checked."""
         # TensorRT can build fp16 from an fp32 file; INT8 needs the file's Q/DQ scales (no
         # calibration table is given). Elsewhere the file's precision runs.
         supported = (metadata.precision, "fp16") if TENSORRT in providers and metadata.precision == "fp32" else (metadata.precision,)
         precision = check_precision(
             self.name, precision, supported, f"Note: {path.name} holds a {metadata.precision} model; export another with ssd-export --fp16/--int8", metadata.precision
         )
+        trt_max_batch = settings.trt_max_batch
         if not isinstance(trt_max_batch, int) or trt_max_batch < 1:
             raise SSDDeployError(f"{path}: trt_max_batch {trt_max_batch!r}. Note: expected a whole number of images, 1 or more")
-        if graph_optimization not in OPTIMIZATION_LEVELS:
-            raise SSDDeployError(f"graph_optimization {graph_optimization!r}: expected one of {', '.join(OPTIMIZATION_LEVELS)}")
-        super().__init__(path, metadata, device if device_type == "cpu" else f"cuda:{index or 0}", precision)
+        if settings.graph_optimization not in OPTIMIZATION_LEVELS:
+            raise SSDDeployError(f"graph_optimization {settings.graph_optimization!r}: expected one of {', '.join(OPTIMIZATION_LEVELS)}")
+        return precision
 
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = int(intra_op_threads)
-        # ONNX Runtime's threads busy-wait after each run by default. Between runs the host
-        # pre-processes the next images, and spinning threads steal its cores: measured on 2
-        # cores, SSDLite-V3 detect() took 40 ms with spinning (22 ms of it pre-processing) and
-        # 19 ms without, though the network alone is 2 ms faster with it.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
-        options.graph_optimization_level = {
-            "disable": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[graph_optimization]
-        if TENSORRT in providers and metadata.precision == "int8":
-            check_symmetric_qdq(path, "ONNX Runtime's TensorRT provider")
-        provider_options = []
-        for provider in providers:
-            if provider == TENSORRT:
-                cache = Path(trt_cache_dir) if trt_cache_dir else default_trt_cache_dir()
-                provider_options.append(tensorrt_provider_options(path, metadata, int(index or 0), precision, cache, trt_max_batch))
-                Path(provider_options[-1]["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
-                self.batch_range = (1, trt_max_batch)  # the profile's batches (a fixed-batch file's own is used instead)
-            else:
-                provider_options.append({"device_id": int(index or 0)} if provider == CUDA else {})
+    def _open_session(self, settings: SessionSettings, providers: list[str]) -> Any:
+        """The ``InferenceSession`` of this file with ``settings`` and ``providers``."""
+        import onnxruntime
+
+        if TENSORRT in providers and self.metadata.precision == "int8":
+            check_symmetric_qdq(self.path, "ONNX Runtime's TensorRT provider")
+        provider_options = [self._provider_options(provider, settings) for provider in providers]
         try:
-            self.session = onnxruntime.InferenceSession(str(path), options, providers=providers, provider_options=provider_options)
+            return onnxruntime.InferenceSession(
+                str(self.path), session_options(settings), providers=providers, provider_options=provider_options
+            )
         except Exception as error:  # onnxruntime raises its own exception types per failure
-            raise ExportError(path, f"ONNX Runtime cannot load it: {str(error).strip().splitlines()[0][:200]}") from None
-        self.providers = self.session.get_providers()
-        if device_type == "cuda":
-            # Without this, a provider that fails to start (no cuDNN, a bad device id) silently
-            # hands the session to the CPU provider.
-            self.session.disable_fallback()
-            if CUDA not in self.providers and TENSORRT not in self.providers:
-                raise RuntimeUnavailableError(self.name, f"{path.name}: the GPU providers did not start (session has {self.providers})")
-        if io_binding and device_type != "cuda":
-            raise SSDDeployError(f"{path}: io_binding keeps tensors in GPU memory; it needs device='cuda'")
-        self.io_binding = device_type == "cuda" if io_binding is None else bool(io_binding)
-        self._device_index = int(index or 0)
+            raise ExportError(self.path, f"ONNX Runtime cannot load it: {str(error).strip().splitlines()[0][:200]}") from None
+
+    def _provider_options(self, provider: str, settings: SessionSettings) -> dict[str, Any]:
+        """One provider's options; the TensorRT provider's engine cache folder is made here."""
+        if provider != TENSORRT:
+            return {"device_id": self._device_index} if provider == CUDA else {}
+        cache = Path(settings.trt_cache_dir) if settings.trt_cache_dir else default_trt_cache_dir()
+        options = tensorrt_provider_options(self.path, self.metadata, self._device_index, self.precision, cache, settings.trt_max_batch)
+        Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
+        self.batch_range = (1, settings.trt_max_batch)  # the profile's batches (a fixed-batch file's own is used instead)
+        return options
 
     def _infer(self, batch: np.ndarray | torch.Tensor) -> list[np.ndarray]:
         if not self.io_binding:
@@ -217,5 +247,18 @@ class OnnxRuntimeRunner(Runner):
         del self.session
 
 
-# The runtime module's entry point (see registry.py): the runner's constructor.
+def load_function(path: Path, device: str = "cpu") -> Callable[[torch.Tensor], tuple[torch.Tensor, ...]]:
+    """The file's session (as :class:`OnnxRuntimeRunner` opens it) as a function of the input batch
+    Tensor[N, 3, H, W] returning CPU tensors; ONNX Runtime itself answers a batch of the wrong shape."""
+    runner = OnnxRuntimeRunner(Path(path), device)
+
+    def run(images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.from_numpy(np.asarray(output)) for output in runner._infer(images))
+
+    return run
+
+
+# The runtime module's entry point (see registry.py): the runner's constructor, whose keyword
+# options are the fields of OPTIONS (runtimes.load names them when an unknown one is given).
 open_runner = OnnxRuntimeRunner
+OPTIONS = SessionSettings

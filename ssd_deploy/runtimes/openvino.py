@@ -11,7 +11,7 @@ file (``ssd-export --int8``) runs its quantised layers in INT8 and the rest in f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ import torch
 from ..errors import ExportError, RuntimeUnavailableError, SSDDeployError
 from ..export.metadata import ExportMetadata
 from .base import Runner, as_numpy_batch, check_precision
+from .devices import openvino_device
 from .registry import Availability
 
 PRECISION_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
@@ -43,16 +44,6 @@ def model_metadata(model: Any, path: Path) -> ExportMetadata:
     return ExportMetadata.from_strings(strings, path)
 
 
-def ov_device(device: str, available: Sequence[str]) -> str:
-    """Our device name (cpu, gpu, gpu.1, npu, auto) as OpenVINO's, or a clear error if it is absent."""
-    name = device.upper()
-    if name == "CUDA":
-        name = "GPU"
-    if name != "AUTO" and name not in available and not (name == "GPU" and any(d.startswith("GPU") for d in available)):
-        raise RuntimeUnavailableError("openvino", f"device {device!r} is not present here. Note: OpenVINO sees {', '.join(available) or 'nothing'}")
-    return name
-
-
 class OpenVINORunner(Runner):
     """A model compiled by ``openvino.Core`` for one device."""
 
@@ -69,7 +60,7 @@ class OpenVINORunner(Runner):
         except Exception as error:  # OpenVINO raises RuntimeError subclasses with long messages
             raise ExportError(path, f"OpenVINO cannot read it: {str(error).strip().splitlines()[0][:200]}") from None
         metadata = model_metadata(model, path)
-        target = ov_device(device, core.available_devices)
+        target = openvino_device(device, core.available_devices)
         if metadata.precision == "int8":
             supported: tuple[str, ...] = ("int8",)
         elif metadata.precision == "fp16":  # fp16 weights: compute in fp16, or in fp32 where a device lacks it

@@ -16,11 +16,11 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..deploy import CastNetwork, DeployModule
-from ..errors import RuntimeUnavailableError
 from ..export.api import describe_model
 from ..models import SSD
 from ..postprocess import PostprocessConfig
 from .base import Runner, as_torch_batch, check_precision
+from .devices import torch_device
 from .registry import Availability
 
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -30,21 +30,6 @@ def availability() -> Availability:
     devices = ("cpu",) + tuple(f"cuda:{i}" for i in range(torch.cuda.device_count()))
     reason = "" if len(devices) > 1 else "CUDA: no NVIDIA GPU or driver found"
     return Availability(True, torch.__version__, devices, reason)
-
-
-def torch_device(runtime: str, device: str) -> torch.device:
-    """``device`` as a torch device, or a RuntimeUnavailableError when CUDA is asked for and missing."""
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise RuntimeUnavailableError(runtime, f"device {device!r} is not a torch device. Note: expected cpu, cuda or cuda:N") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeUnavailableError(runtime, f"device {device}: CUDA is not available here (no NVIDIA GPU or driver found)")
-    if parsed.type not in ("cpu", "cuda"):
-        raise RuntimeUnavailableError(runtime, f"device {device}: expected cpu or cuda")
-    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise RuntimeUnavailableError(runtime, f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return parsed
 
 
 class PyTorchRunner(Runner):

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from ..export import torchscript as torchscript_format
+from ..errors import ExportError
 from ..export.formats import read_metadata
+from ..export.graph import require_device
 from .base import Runner, as_torch_batch, check_precision
+from .devices import torch_device
 from .pytorch import availability as torch_availability
-from .pytorch import torch_device
 from .registry import Availability
 
 
@@ -45,6 +48,29 @@ class TorchScriptRunner(ExportedTorchRunner):
     name = "torchscript"
 
 
+def load_module(path: Path, device: str | torch.device = "cpu") -> Callable[[Tensor], tuple[Tensor, ...]]:
+    """The scripted module on ``device`` (its map location), as a function of the input batch
+    Tensor[N, 3, H, W] returning the contract's outputs (the module's own input check answers a bad batch).
+
+    Raises:
+        ExportError: CUDA asked on a machine without it, or not a loadable TorchScript file.
+    """
+    require_device(device, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            module = torch.jit.load(str(path), map_location=device)
+        except (RuntimeError, ValueError) as error:
+            raise ExportError(path, f"not a loadable TorchScript file: {str(error).strip().splitlines()[0][:200]}") from None
+    module.eval()
+
+    def run(images: Tensor) -> tuple[Tensor, ...]:
+        with torch.inference_mode():
+            return tuple(module(images.to(device)))
+
+    return run
+
+
 def open_runner(path: Path, device: str = "cpu", precision: str = "auto") -> TorchScriptRunner:
     """Load an exported TorchScript file on ``cpu`` or ``cuda[:N]``; precision is the file's."""
-    return TorchScriptRunner(path, device, precision, torchscript_format.load)
+    return TorchScriptRunner(path, device, precision, load_module)

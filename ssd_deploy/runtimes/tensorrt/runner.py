@@ -1,11 +1,8 @@
-"""TensorRT runtime: an engine built from the exported ONNX once per machine, cached, run on a GPU.
+"""Running engines: :class:`TensorRTRunner` (a deserialised engine on one GPU) and ``open_runner``,
+the runtime's entry point, which loads an engine or builds and caches one from an exported ONNX.
 
-    model.onnx ─ build_engine (tensorrt_build.py) ─ x.engine + x.engine.json
-        └─ TensorRTRunner: check the sidecar against this TensorRT and GPU ─ deserialise ─ execute_async_v3
-
-``open_runner("model.onnx")`` looks the engine up in a cache keyed by the ONNX bytes, the build
-options, the TensorRT version and the GPU, builds it on a miss and loads it; ``open_runner("x.engine")``
-loads an engine built before. See :mod:`ssd_deploy.runtimes.tensorrt_build` for NMS and precision.
+    open_runner("model.onnx") ─ cache key (ONNX bytes, options, TensorRT, GPU) ─ [build_engine] ─ x.engine
+    open_runner("x.engine")   ─ sidecar checked against this TensorRT and GPU ─ deserialise ─ execute_async_v3
 """
 
 from __future__ import annotations
@@ -18,36 +15,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import SSDDeployError
-from ..export.formats import read_metadata
-from ..export.metadata import INPUT_NAME
-from ..files import file_sha256
-from .base import InputError, Runner, as_torch_batch, check_precision
-from .registry import Availability
-
-from .tensorrt_build import (
-    ENGINE_PRECISIONS,
-    RUNTIME,
-    EngineOptions,
-    build_engine,
+from ...errors import SSDDeployError
+from ...export.formats import read_metadata
+from ...export.metadata import INPUT_NAME
+from ..base import InputError, Runner, as_torch_batch, check_precision
+from ..registry import Availability
+from .build import build_engine
+from .cache import (
     calibration_cache_key,
     check_engine_matches,
-    cuda_index,
     default_cache_dir,
-    engine_cache_path,
     engine_cache_key,
-    gpu_identity,
-    import_problem,
-    import_tensorrt,
-    parse_device,
-    precision_mode,
-    profile_batches,
+    engine_cache_path,
+    file_sha256,
     read_engine_record,
-    resolve_options,
     sidecar_path,
-    trt_logger,
-    weakly_typed,
 )
+from .machine import cuda_index, gpu_identity, import_problem, import_tensorrt, parse_device, trt_logger, weakly_typed
+from .options import ENGINE_PRECISIONS, RUNTIME, EngineOptions, precision_mode, profile_batches, resolve_options
 
 
 def availability() -> Availability:
@@ -60,6 +45,7 @@ def availability() -> Availability:
         return Availability(False, trt.__version__, reason="no CUDA device (torch.cuda.is_available() is False)")
     devices = tuple(f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count()))
     return Availability(True, trt.__version__, devices)
+
 
 _TORCH_DTYPES = {
     "FLOAT": torch.float32,

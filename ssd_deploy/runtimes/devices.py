@@ -1,0 +1,102 @@
+"""Device strings, read once for every runtime: ``cpu``, ``cuda``, ``cuda:N``, ``auto``, ``gpu.1``.
+
+:func:`parse_device` reads the text; each runtime then maps it to its own words:
+
+    torch (pytorch, torchscript, aotinductor)  torch_device("cuda:1") -> torch.device("cuda", 1)
+    ONNX Runtime                               onnxruntime_providers("cuda") -> [CUDA, CPU] providers
+    OpenVINO                                   openvino_device("cuda", available) -> "GPU"
+    TensorRT                                   resolve_cuda_index(...) -> the current CUDA device's index
+
+Only torch is imported here, so every runtime module can use it without its own package.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ..errors import RuntimeUnavailableError
+
+CPU_PROVIDER, CUDA_PROVIDER, TENSORRT_PROVIDER = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+
+
+@dataclass(frozen=True)
+class Device:
+    """A parsed device string: ``type`` in lower case (``cpu``, ``cuda``, ``gpu.1``, ``auto``, ...)
+    and ``index`` (the ``N`` of ``type:N``; None when not given)."""
+
+    type: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+
+def parse_device(device: str | torch.device) -> Device | None:
+    """``name`` or ``name:N`` (any case, surrounding spaces ignored) as a :class:`Device`; None when
+    the text is not of that form (each runtime says what it expected)."""
+    match = re.fullmatch(r"([a-z][a-z0-9_.]*)(?::(\d+))?", str(device).strip().lower())
+    if match is None:
+        return None
+    return Device(match.group(1), None if match.group(2) is None else int(match.group(2)))
+
+
+def require_cuda(runtime: str, device: str | torch.device, index: int | None = None, check_index: bool = True) -> None:
+    """RuntimeUnavailableError when ``device`` asks for CUDA and this machine has none, or (with
+    ``check_index``) fewer CUDA devices than ``index`` needs."""
+    if not torch.cuda.is_available():
+        raise RuntimeUnavailableError(runtime, f"device {device}: CUDA is not available here (no NVIDIA GPU or driver found)")
+    if check_index and index is not None and index >= torch.cuda.device_count():
+        raise RuntimeUnavailableError(runtime, f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def torch_device(runtime: str, device: str | torch.device) -> torch.device:
+    """``device`` as a torch device (``cpu``, ``cuda``, ``cuda:N``), or a RuntimeUnavailableError
+    when it is another device type, or CUDA is asked for and missing."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise RuntimeUnavailableError(runtime, f"device {device!r} is not a torch device. Note: expected cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        require_cuda(runtime, device, parsed.index)
+    elif parsed.type != "cpu":
+        raise RuntimeUnavailableError(runtime, f"device {device}: expected cpu or cuda")
+    return parsed
+
+
+def resolve_cuda_index(runtime: str, device: str | torch.device, index: int | None) -> int:
+    """The CUDA index ``device`` (already parsed to ``index``; None: the current device) names on
+    this machine, or RuntimeUnavailableError saying why there is none."""
+    require_cuda(runtime, device)
+    index = torch.cuda.current_device() if index is None else index
+    require_cuda(runtime, device, index)
+    return index
+
+
+def onnxruntime_device(device: str) -> Device:
+    """``cpu``, ``cuda`` or ``cuda:N`` for ONNX Runtime (``cuda`` is ``cuda:0``), else RuntimeUnavailableError."""
+    parsed = parse_device(device)
+    if parsed is None or parsed.type not in ("cpu", "cuda") or (parsed.type == "cpu" and parsed.index is not None):
+        raise RuntimeUnavailableError("onnxruntime", f"device {str(device).lower()!r}: expected cpu, cuda or cuda:N")
+    return parsed if parsed.type == "cpu" else Device("cuda", parsed.index or 0)
+
+
+def onnxruntime_providers(device: Device, use_tensorrt: bool = False) -> list[str]:
+    """ONNX Runtime execution providers in priority order for ``device`` (it falls back along the list)."""
+    if device.type == "cpu":
+        return [CPU_PROVIDER]
+    return ([TENSORRT_PROVIDER] if use_tensorrt else []) + [CUDA_PROVIDER, CPU_PROVIDER]
+
+
+def openvino_device(device: str, available: Sequence[str]) -> str:
+    """Our device name (cpu, gpu, gpu.1, npu, auto; cuda means gpu) as OpenVINO's, or a
+    RuntimeUnavailableError when OpenVINO does not see it here."""
+    name = str(device).upper()
+    if name == "CUDA":
+        name = "GPU"
+    if name != "AUTO" and name not in available and not (name == "GPU" and any(d.startswith("GPU") for d in available)):
+        raise RuntimeUnavailableError("openvino", f"device {device!r} is not present here. Note: OpenVINO sees {', '.join(available) or 'nothing'}")
+    return name
