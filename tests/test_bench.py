@@ -133,7 +133,7 @@ def test_thresholds_reach_every_runtime_and_name_the_cached_files(v3_checkpoint,
     planned, _ = plan_variants(v3_checkpoint, ("pytorch",), ("fp32",))
     (variant,) = prepare_variants(v3_checkpoint, planned, settings, log=lambda _line: None)
     assert variant.options["postprocess"] == post
-    assert file_names(FileKind("onnx"), settings) == ("onnx-fp32-s0.3-iou0.45-k200-top100.onnx", "onnx-fp32-s0.3-iou0.45-k200-top100-network.onnx")
+    assert file_names(FileKind("onnx"), settings) == ("onnx-fp32-s0.3-iou0.45-k200-top100-pre2000.onnx", "onnx-fp32-s0.3-iou0.45-k200-top100-pre2000-network.onnx")
     assert file_names(FileKind("onnx"), ExportSettings(tmp_path))[0] == "onnx-fp32.onnx"
     model = create_model("ssdlite_mobilenet_v3", num_classes=3, input_size=(160, 160))
     baseline = build_torchvision_model(model, post)
