@@ -240,9 +240,11 @@ def test_network_input_equals_python_preprocessing(resize, programs, formats, fi
     print(f"opencv resize method: {_resize_implementation(program)}")
 
 
-def test_builtin_resize_port_equals_python_when_opencv_is_found(programs, formats, files, images, tmp_path):
-    """Where the programs use OpenCV's cv::resize, the dependency-free port (what builds without
-    OpenCV) is built too, with -DSSD_WITH_OPENCV=OFF, and checked the same way."""
+def test_build_without_optional_libraries_equals_python(programs, formats, files, images, tmp_path):
+    """Where the programs use OpenCV's cv::resize, the build without it is made too (as where
+    OpenCV is not installed): -DSSD_WITH_OPENCV=OFF, and nlohmann/json's find_package disabled so
+    the copy in third_party/ is compiled. Its network input must equal Python's as well, and it
+    must refuse metadata that is not JSON."""
     program = _program(programs, "ssd_detect_openvino")
     if not _resize_implementation(program).startswith("OpenCV "):
         pytest.skip(
@@ -251,11 +253,17 @@ def test_builtin_resize_port_equals_python_when_opencv_is_found(programs, format
         )
     build = tmp_path / "build"
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    _check(_run(["cmake", "-S", EXAMPLES, "-B", build, *generator, "-DCMAKE_BUILD_TYPE=Release", "-DSSD_WITH_OPENCV=OFF", *cmake_flags()]))
+    bare = ["-DSSD_WITH_OPENCV=OFF", "-DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON"]
+    configured = _check(_run(["cmake", "-S", EXAMPLES, "-B", build, *generator, "-DCMAKE_BUILD_TYPE=Release", *bare, *cmake_flags()]))
+    assert "parse JSON with: nlohmann/json from third_party/" in configured.stdout
     _check(_run(["cmake", "--build", build, "--parallel", "2", "--target", "ssd_detect_openvino"]))
     port = build / "ssd_detect_openvino"
     assert _resize_implementation(port) == "built-in port of OpenCV's cv::resize"
     _assert_input_equals_python(port, _with_resize(files["onnx"], "opencv", tmp_path), "opencv", formats, read_image(images[0]), tmp_path)
+    metadata = {p.key: p.value for p in onnx.load(files["onnx"], load_external_data=False).metadata_props}
+    bad = _tiny_onnx(tmp_path / "bad.onnx", {**metadata, "score_threshold": "1e999"})
+    result = _run([port, bad, _readable(images[0], formats, tmp_path)])
+    assert result.returncode == 2 and "'score_threshold' is not JSON" in result.stderr, result.stderr
 
 
 def test_score_option_and_annotated_picture(programs, formats, files, images, tmp_path):
