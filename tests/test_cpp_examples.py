@@ -193,14 +193,18 @@ def _with_resize(model: Path, resize: str, folder: Path) -> Path:
 FLOAT_RESIZE_ATOL = 4 * float(np.finfo(np.float32).eps)
 
 
-@pytest.mark.parametrize("resize", ["opencv", "torchvision"])
-def test_network_input_equals_python_preprocessing(resize, programs, formats, files, images, tmp_path):
-    """Bit for bit (OpenCV's method; within FLOAT_RESIZE_ATOL for torchvision's), for resized
-    (down, up, 2x), unresized, gray, BGRA, 16-bit, JPEG and PPM images (those of the formats the
-    programs were built for)."""
-    program = _program(programs, "ssd_detect_openvino")
-    model = _with_resize(files["onnx"], resize, tmp_path)
-    scene = read_image(images[0])
+def _resize_implementation(program: Path) -> str:
+    """What runs the "opencv" resize method in ``program``, from --help: "OpenCV <version>
+    cv::resize" (CMake found OpenCV) or "built-in port of OpenCV's cv::resize"."""
+    text = _check(_run([program, "--help"])).stdout
+    line = next(line for line in text.splitlines() if line.startswith("Resize method opencv: "))
+    return line.removeprefix("Resize method opencv: ").split(";")[0]
+
+
+def _assert_input_equals_python(program: Path, model: Path, resize: str, formats: str, scene: np.ndarray, folder: Path) -> None:
+    """The network input ``program`` builds equals ``preprocess``'s: bit for bit for OpenCV's
+    method, within FLOAT_RESIZE_ATOL for torchvision's; for resized (down, up, 2x), unresized,
+    gray, BGRA, 16-bit, JPEG and PPM images (those of the formats the program was built for)."""
     pictures = {
         "down.png": scene,
         "up.png": scene[:37, :53],
@@ -216,14 +220,50 @@ def test_network_input_equals_python_preprocessing(resize, programs, formats, fi
     for filename, picture in pictures.items():
         if kinds[Path(filename).suffix] not in formats:
             continue
-        path = tmp_path / filename
+        path = folder / filename
         assert cv2.imwrite(str(path), picture)
-        _check(_run([program, model, path, "--dump-input", tmp_path / "input.raw"]))
+        _check(_run([program, model, path, "--dump-input", folder / "input.raw"]))
         expected, _ = preprocess([read_image(path)], (128, 128), resize)
-        actual = np.fromfile(tmp_path / "input.raw", dtype=np.float32).reshape(expected.shape)
+        actual = np.fromfile(folder / "input.raw", dtype=np.float32).reshape(expected.shape)
         atol = FLOAT_RESIZE_ATOL if resize == "torchvision" else 0.0
         differ = np.abs(actual - expected.numpy()) > atol
         assert not differ.any(), f"{filename}: {np.count_nonzero(differ)} values differ by more than {atol}"
+
+
+@pytest.mark.parametrize("resize", ["opencv", "torchvision"])
+def test_network_input_equals_python_preprocessing(resize, programs, formats, files, images, tmp_path):
+    """The programs as built here: OpenCV's method by cv::resize when CMake found OpenCV, else by
+    the built-in port; torchvision's always by the port of PyTorch's kernel."""
+    program = _program(programs, "ssd_detect_openvino")
+    model = _with_resize(files["onnx"], resize, tmp_path)
+    _assert_input_equals_python(program, model, resize, formats, read_image(images[0]), tmp_path)
+    print(f"opencv resize method: {_resize_implementation(program)}")
+
+
+def test_build_without_optional_libraries_equals_python(programs, formats, files, images, tmp_path):
+    """Where the programs use OpenCV's cv::resize, the build without it is made too (as where
+    OpenCV is not installed): -DSSD_WITH_OPENCV=OFF, and nlohmann/json's find_package disabled so
+    the copy in third_party/ is compiled. Its network input must equal Python's as well, and it
+    must refuse metadata that is not JSON."""
+    program = _program(programs, "ssd_detect_openvino")
+    if not _resize_implementation(program).startswith("OpenCV "):
+        pytest.skip(
+            "CMake found no OpenCV C++ library (core, imgproc; Debian: libopencv-dev), so the cv::resize path was not "
+            "built: the built-in port is what test_network_input_equals_python_preprocessing checked"
+        )
+    build = tmp_path / "build"
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    bare = ["-DSSD_WITH_OPENCV=OFF", "-DCMAKE_DISABLE_FIND_PACKAGE_nlohmann_json=ON"]
+    configured = _check(_run(["cmake", "-S", EXAMPLES, "-B", build, *generator, "-DCMAKE_BUILD_TYPE=Release", *bare, *cmake_flags()]))
+    assert "parse JSON with: nlohmann/json from third_party/" in configured.stdout
+    _check(_run(["cmake", "--build", build, "--parallel", "2", "--target", "ssd_detect_openvino"]))
+    port = build / "ssd_detect_openvino"
+    assert _resize_implementation(port) == "built-in port of OpenCV's cv::resize"
+    _assert_input_equals_python(port, _with_resize(files["onnx"], "opencv", tmp_path), "opencv", formats, read_image(images[0]), tmp_path)
+    metadata = {p.key: p.value for p in onnx.load(files["onnx"], load_external_data=False).metadata_props}
+    bad = _tiny_onnx(tmp_path / "bad.onnx", {**metadata, "score_threshold": "1e999"})
+    result = _run([port, bad, _readable(images[0], formats, tmp_path)])
+    assert result.returncode == 2 and "'score_threshold' is not JSON" in result.stderr, result.stderr
 
 
 def test_score_option_and_annotated_picture(programs, formats, files, images, tmp_path):
@@ -300,6 +340,60 @@ def test_bad_input_gives_one_clear_line_and_exit_code(name, programs, formats, f
         assert result.stdout == "", arguments
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("error: ") and message.lower() in last.lower(), (arguments, result.stderr)
+
+
+# One value of the {key: JSON string} metadata that is not JSON, though a lenient parser takes it.
+INVALID_JSON = {
+    "lone surrogate": ("class_names", '["cat\\ud800"]', "surrogate"),
+    "leading zero": ("input_size", "[0128, 128]", "unexpected number literal"),
+    "raw tab in a string": ("class_names", '["cat\tdog"]', "U+0009"),
+    "overflow to infinity": ("score_threshold", "1e999", "overflow"),
+}
+
+
+@pytest.mark.parametrize("name", PROGRAMS)
+def test_metadata_that_is_not_strict_json_is_refused(name, programs, formats, files, images, tmp_path):
+    """One line, naming the file and the key, with the JSON parser's reason; exit code 2."""
+    program = _program(programs, name)
+    metadata = {p.key: p.value for p in onnx.load(files["onnx"], load_external_data=False).metadata_props}
+    image = _readable(images[0], formats, tmp_path)
+    for case, (key, value, reason) in INVALID_JSON.items():
+        bad = {**metadata, key: value}
+        if PROGRAMS[name][0] == "onnx":
+            path = _tiny_onnx(tmp_path / "bad.onnx", bad)
+        else:
+            path = tmp_path / "bad.ts"
+            torch.jit.script(_NotADetector()).save(str(path), _extra_files={"metadata.json": json.dumps(bad)})
+        result = _run([program, path, image])
+        assert result.returncode == 2 and result.stdout == "", (case, result.returncode, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {path}: "), (case, result.stderr)
+        assert f"'{key}' is not JSON" in lines[0] and reason in lines[0], (case, lines[0])
+
+
+def test_torchscript_metadata_json_that_is_not_json_is_refused(programs, formats, images, tmp_path):
+    program = _program(programs, "ssd_detect_libtorch")
+    path = tmp_path / "bad.ts"
+    torch.jit.script(_NotADetector()).save(str(path), _extra_files={"metadata.json": '{"contract_version": "1", "nms": "tr\tue"}'})
+    result = _run([program, path, _readable(images[0], formats, tmp_path)])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {path}: metadata.json is not JSON (") and "U+0009" in lines[0], lines[0]
+
+
+def test_class_names_with_escapes_read_back_as_python_wrote_them(programs, formats, files, images, tmp_path):
+    """json.dumps escapes non-ASCII (astral characters as surrogate pairs), quotes, backslashes
+    and tabs: the programs print the names Python wrote."""
+    program = _program(programs, "ssd_detect_openvino")
+    model = onnx.load(str(files["onnx"]))
+    prop = next(p for p in model.metadata_props if p.key == "class_names")
+    count = len(json.loads(prop.value))
+    names = ["__background__"] + [f'café 🚀 "{i}"\\\t/ü' for i in range(1, count)]
+    prop.value = json.dumps(names)
+    path = tmp_path / "names.onnx"
+    onnx.save(model, str(path))
+    found = _detect(program, path, _readable(images[0], formats, tmp_path))["detections"]
+    assert found and all(d["class_name"] == names[d["label"]] for d in found)
 
 
 def test_help_names_every_option(programs):

@@ -11,7 +11,6 @@
 #include <torch/script.h>
 
 #include "common/common.hpp"
-#include "common/json.hpp"
 
 namespace {
 
@@ -48,17 +47,7 @@ ssd::Metadata load(TorchModel& model, const ssd::Options& options) {
     // metadata.json is a JSON object of {key: JSON string}, the same map as ONNX's metadata_props
     std::map<std::string, std::string> strings;
     const std::string& text = extra_files["metadata.json"];
-    if (!text.empty()) {
-        ssd::json::Value object;
-        try {
-            object = ssd::json::parse(text);
-        } catch (const std::invalid_argument& error) {
-            throw ssd::Error(options.model, std::string("metadata.json is not JSON (") + error.what() + ")");
-        }
-        for (const auto& [key, value] : object.object) {
-            if (value.type == ssd::json::Value::Type::String) strings[key] = value.string;
-        }
-    }
+    if (!text.empty()) strings = ssd::parse_metadata_json(text, options.model);
     return ssd::parse_metadata(strings, options.model);
 }
 

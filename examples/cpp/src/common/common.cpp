@@ -28,7 +28,8 @@ std::string usage(const Program& program) {
         << "  --score S         report only detections scoring above S (default: the model's own threshold)\n"
         << "  --dump-input FILE write the network input (float32 [N, 3, H, W], raw) to FILE, for checks\n"
         << "  -h, --help        this text\n\n"
-        << "Exit code 0; 1 for an unreadable image; 2 for a bad model or command line.\n";
+        << "Exit code 0; 1 for an unreadable image; 2 for a bad model or command line.\n"
+        << "Resize method opencv: " << opencv_resize_implementation() << "; torchvision: built-in port of PyTorch's bilinear.\n";
     return out.str();
 }
 
@@ -67,11 +68,12 @@ Options parse_args(int argc, char** argv, const Program& program) {
     return options;
 }
 
-const json::Value& field(const std::map<std::string, json::Value>& values, const std::string& key, json::Value::Type type,
-                         const std::string& source) {
+// `key`'s value, which must pass `check` (e.g. &json::Value::is_number).
+using Check = bool (json::Value::*)() const noexcept;
+const json::Value& field(const std::map<std::string, json::Value>& values, const std::string& key, Check check, const std::string& source) {
     auto it = values.find(key);
     if (it == values.end()) throw Error(source, "malformed ssd-deploy metadata (no '" + key + "'). Note: export it with ssd-export");
-    if (it->second.type != type) throw Error(source, "malformed ssd-deploy metadata ('" + key + "' has the wrong type)");
+    if (!(it->second.*check)()) throw Error(source, "malformed ssd-deploy metadata ('" + key + "' has the wrong type)");
     return it->second;
 }
 
@@ -95,43 +97,58 @@ Metadata parse_metadata(const std::map<std::string, std::string>& strings, const
             values[key] = json::parse(text);
         } catch (const std::invalid_argument& error) {
             if (key.rfind("AOTI_", 0) == 0) continue;  // not ours (AOTInductor's own entries)
-            throw Error(source, "malformed ssd-deploy metadata ('" + key + "' is not JSON: " + error.what() + ")");
+            throw Error(source, "malformed ssd-deploy metadata ('" + key + "' is not JSON: " + error.what() + "). Note: re-export it with ssd-export");
         }
     }
-    using Type = json::Value::Type;
-    int version = int(field(values, "contract_version", Type::Number, source).number);
+    int version = field(values, "contract_version", &json::Value::is_number, source).get<int>();
     if (version > kContractVersion) {
         throw Error(source, "exported with contract version " + std::to_string(version) + "; this program reads up to " +
                                 std::to_string(kContractVersion) + ". Note: rebuild it from a newer ssd-deploy");
     }
     Metadata metadata;
-    for (const auto& name : field(values, "class_names", Type::Array, source).array) {
-        if (name.type != Type::String) throw Error(source, "malformed ssd-deploy metadata (a class name is not a string)");
-        metadata.class_names.push_back(name.string);
+    for (const auto& name : field(values, "class_names", &json::Value::is_array, source)) {
+        if (!name.is_string()) throw Error(source, "malformed ssd-deploy metadata (a class name is not a string)");
+        metadata.class_names.push_back(name.get<std::string>());
     }
-    const auto& size = field(values, "input_size", Type::Array, source).array;
-    if (size.size() != 2 || size[0].type != Type::Number || size[1].type != Type::Number || size[0].number < 1 || size[1].number < 1) {
+    const auto& size = field(values, "input_size", &json::Value::is_array, source);
+    if (size.size() != 2 || !size[0].is_number() || !size[1].is_number() || size[0].get<double>() < 1 || size[1].get<double>() < 1) {
         throw Error(source, "malformed ssd-deploy metadata (input_size is not [height, width])");
     }
-    metadata.input_height = int(size[0].number);
-    metadata.input_width = int(size[1].number);
-    metadata.nms = field(values, "nms", Type::Bool, source).boolean;
-    metadata.precision = field(values, "precision", Type::String, source).string;
-    metadata.score_threshold = float(field(values, "score_threshold", Type::Number, source).number);
+    metadata.input_height = int(size[0].get<double>());
+    metadata.input_width = int(size[1].get<double>());
+    metadata.nms = field(values, "nms", &json::Value::is_boolean, source).get<bool>();
+    metadata.precision = field(values, "precision", &json::Value::is_string, source).get<std::string>();
+    metadata.score_threshold = float(field(values, "score_threshold", &json::Value::is_number, source).get<double>());
     auto resize = values.find("resize");  // absent in files written before the method was recorded
     if (resize != values.end()) {
-        if (resize->second.type != Type::String || (resize->second.string != "opencv" && resize->second.string != "torchvision")) {
-            throw Error(source, "resize method '" + resize->second.string + "' is unknown to this program. Note: it knows opencv, torchvision");
+        std::string method = resize->second.is_string() ? resize->second.get<std::string>() : resize->second.dump();
+        if (method != "opencv" && method != "torchvision") {
+            throw Error(source, "resize method '" + method + "' is unknown to this program. Note: it knows opencv, torchvision");
         }
-        metadata.resize = resize->second.string;
+        metadata.resize = method;
     }
     auto batch = values.find("batch");
-    if (batch != values.end() && batch->second.type == Type::Number) metadata.batch = std::max(1, int(batch->second.number));
+    if (batch != values.end() && batch->second.is_number()) metadata.batch = std::max(1, int(batch->second.get<double>()));
     if (!metadata.nms) {
         throw Error(source, "exported without NMS (--no-nms): its outputs are decoded priors, not detections. "
                             "Note: these programs read files exported with NMS in the graph (ssd-export without --no-nms)");
     }
     return metadata;
+}
+
+std::map<std::string, std::string> parse_metadata_json(const std::string& text, const std::string& source) {
+    json::Value object;
+    try {
+        object = json::parse(text);
+    } catch (const std::invalid_argument& error) {
+        throw Error(source, std::string("metadata.json is not JSON (") + error.what() + "). Note: re-export it with ssd-export");
+    }
+    std::map<std::string, std::string> strings;
+    if (!object.is_object()) return strings;  // parse_metadata then says it is no ssd-deploy metadata
+    for (const auto& [key, value] : object.items()) {
+        if (value.is_string()) strings[key] = value.get<std::string>();
+    }
+    return strings;
 }
 
 void require_outputs(const std::vector<std::string>& present, const std::string& source) {

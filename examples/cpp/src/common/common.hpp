@@ -71,6 +71,10 @@ struct Metadata {
 // ssd-deploy export, is malformed, newer than this program, or was exported without NMS.
 Metadata parse_metadata(const std::map<std::string, std::string>& strings, const std::string& source);
 
+// The {key: JSON string} map of a TorchScript file's metadata.json (the same map as ONNX's
+// metadata_props): its string values by key. Throws Error naming `source` when it is not JSON.
+std::map<std::string, std::string> parse_metadata_json(const std::string& text, const std::string& source);
+
 // The outputs the programs read, with NMS in the graph: ssd_deploy.export.metadata.NMS_OUTPUTS.
 extern const std::vector<std::string> kOutputNames;
 

@@ -35,6 +35,10 @@ void write_image(const std::string& path, const Image& image);
 // bit for bit (see image.cpp for why that matters and how it is done).
 Image resize_linear(const Image& src, int width, int height);
 
+// What runs the "opencv" resize method in this build: "OpenCV <version> cv::resize" when CMake
+// found OpenCV (compile definition SSD_HAVE_OPENCV), else "built-in port of OpenCV's cv::resize".
+std::string opencv_resize_implementation();
+
 // torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=False) of
 // float32 planes [channels, src_height, src_width] to [channels, height, width]: torchvision's
 // detection resize. The same weights and terms as PyTorch's CPU kernel; values agree to a few
@@ -43,7 +47,7 @@ std::vector<float> resize_bilinear_float(const std::vector<float>& src, int chan
 
 // ssd_deploy.pipeline.preprocess for one image: resize (stretch) to `width` x `height` unless
 // already that size, BGR -> RGB, divide by 255. `resize` is the model's method (its metadata):
-// "opencv" resizes the uint8 image (resize_linear) before dividing, "torchvision" divides first
+// "opencv" resizes the uint8 image (cv::resize, or resize_linear without OpenCV) before dividing, "torchvision" divides first
 // and resizes the float image (resize_bilinear_float). Writes float32 [3, height, width] (CHW)
 // to `out`, which must hold 3 * height * width floats.
 void preprocess(const Image& image, int width, int height, const std::string& resize, float* out);
