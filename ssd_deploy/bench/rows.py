@@ -7,12 +7,27 @@ from dataclasses import dataclass
 
 
 @dataclass
-class LatencyRow:
-    """One runtime × precision × batch size of one model. Times in milliseconds per batch.
+class Measured:
+    """What a latency row measured: the input's file name, its architecture, runtime, precision,
+    batch size, device and the file run (``baseline``: torchvision's eager pipeline)."""
+
+    model: str
+    arch: str
+    runtime: str
+    precision: str
+    batch: int
+    device: str
+    file: str
+    baseline: bool = False
+
+
+@dataclass(kw_only=True)
+class LatencyRow(Measured):
+    """One runtime × precision × batch size of one model (the fields of :class:`Measured`, then
+    the times). Times in milliseconds per batch.
 
     Attributes:
-        model: the input's file name. arch: its architecture. runtime, precision, batch, device.
-        file: the file the runtime ran. iterations: timed runs.
+        iterations: timed runs.
         median_ms, p90_ms, p99_ms, mean_ms, min_ms: end-to-end latency of a ``detect`` call.
         images_per_s: batch / median.
         preprocess_ms, network_ms, postprocess_ms: median per stage (see :data:`ssd_deploy.bench.report.LATENCY_NOTES`).
@@ -28,16 +43,8 @@ class LatencyRow:
             the speed-up if pre- and post-processing were free (None without a baseline).
         split: how the stages were measured.
         speedup: baseline median / this median (None without a baseline).
-        baseline: this row is torchvision's eager pipeline.
     """
 
-    model: str
-    arch: str
-    runtime: str
-    precision: str
-    batch: int
-    device: str
-    file: str
     iterations: int
     median_ms: float
     p90_ms: float
@@ -53,7 +60,6 @@ class LatencyRow:
     post_share: float
     split: str
     speedup: float | None = None
-    baseline: bool = False
     other_ms: float = 0.0
     own_call_ms: float | None = None
     ceiling: float | None = None
