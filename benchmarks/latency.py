@@ -33,6 +33,7 @@ import sys
 from pathlib import Path
 
 from ssd_deploy.bench import LatencyConfig, LatencyReport, run_latency
+from ssd_deploy.calibration import Calibration
 from ssd_deploy.checkpoint import load_checkpoint
 from ssd_deploy.files import atomic_write
 from ssd_deploy.postprocess import PostprocessConfig
@@ -158,7 +159,7 @@ def _models(args: argparse.Namespace) -> dict[str, Path]:
 def _run(paths: list[Path], args: argparse.Namespace, score: float, out: Path) -> LatencyReport:
     config = LatencyConfig(runtimes=tuple(args.runtimes) if args.runtimes else None, batch_sizes=tuple(args.batch_sizes),
                            warmup=args.warmup, iterations=args.iterations, threads=args.threads, images=args.images,
-                           calibration=args.calib, max_seconds=args.max_seconds, verify=not args.no_verify, export_jobs=2,
+                           calibration=Calibration(args.calib), max_seconds=args.max_seconds, verify=not args.no_verify, export_jobs=2,
                            postprocess=PostprocessConfig(score_threshold=score, pre_nms_topk=args.pre_nms_topk))
     report = run_latency(paths, config, out, on_progress=lambda partial: partial.write(out, plot=False))
     report.write(out)

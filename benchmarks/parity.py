@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from ssd_deploy.bench import ParityConfig, run_parity
+from ssd_deploy.calibration import Calibration
 
 
 def main() -> int:
@@ -36,7 +37,7 @@ def main() -> int:
     failed = False
     for key, path in given.items():
         config = ParityConfig(data=args.data, data_format=args.data_format, split=args.split, max_images=args.max_images,
-                              calibration=args.calib, export_jobs=2)
+                              calibration=Calibration(args.calib), export_jobs=2)
         out = args.out / key
         report = run_parity(path, config, out)
         report.write(out)

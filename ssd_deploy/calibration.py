@@ -15,7 +15,50 @@ import numpy as np
 
 from .errors import SSDDeployError
 from .images import IMAGE_SUFFIXES, read_image, readable_images
-from .pipeline import DEFAULT_RESIZE, preprocess
+from .pipeline import DEFAULT_BATCH_SIZE, DEFAULT_RESIZE, preprocess
+
+# Post-training quantisation needs a few hundred typical images (NNCF's and ONNX Runtime's
+# defaults are 300 and 100 samples); one default for every quantiser: ONNX, OpenVINO, TensorRT.
+DEFAULT_CALIBRATION_IMAGES = 200
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Where INT8 calibration images come from: every quantiser (``ssd-export --int8``, the
+    benchmarks' cached INT8 files, TensorRT engines) takes this one object.
+
+    Attributes:
+        folder: a folder of images, searched recursively; None: the command's default (parity:
+            the dataset's images) or, where there is none, INT8 is refused with a note.
+        count: at most this many images, spread evenly over the folder (``--calib-images``).
+    """
+
+    folder: Path | None = None
+    count: int = DEFAULT_CALIBRATION_IMAGES
+
+    def __post_init__(self) -> None:
+        if self.folder is not None:
+            object.__setattr__(self, "folder", Path(self.folder))
+        if not isinstance(self.count, int) or self.count < 1:
+            raise SSDDeployError(f"--calib-images {self.count!r}: expected a whole number of images, 1 or more")
+
+    def settings(self) -> dict[str, object]:
+        """The report's record: ``calibration`` (the folder or None) and ``calibration_images``."""
+        return {"calibration": None if self.folder is None else str(self.folder), "calibration_images": self.count}
+
+    def or_folder(self, folder: str | Path) -> Calibration:
+        """This calibration, with ``folder`` when none was given."""
+        return self if self.folder is not None else Calibration(Path(folder), self.count)
+
+    def batches(self, input_size: tuple[int, int], batch_size: int = DEFAULT_BATCH_SIZE, resize: str = DEFAULT_RESIZE) -> CalibrationBatches:
+        """The pre-processed batches (see :meth:`CalibrationBatches.from_folder`).
+
+        Raises:
+            SSDDeployError: no folder was given, or it holds no readable images.
+        """
+        if self.folder is None:
+            raise SSDDeployError("INT8 needs calibration images. Note: pass --calib FOLDER (a few hundred typical images)")
+        return CalibrationBatches.from_folder(self.folder, input_size, batch_size, self.count, resize)
 
 
 def find_calibration_images(folder: str | Path, limit: int | None = None) -> list[Path]:
@@ -36,6 +79,11 @@ def find_calibration_images(folder: str | Path, limit: int | None = None) -> lis
     return paths
 
 
+def as_calibration(value: Calibration | str | Path | None) -> Calibration:
+    """A :class:`Calibration` from itself, a folder (default count), or None (no folder)."""
+    return value if isinstance(value, Calibration) else Calibration(value)
+
+
 @dataclass
 class CalibrationBatches:
     """Pre-processed float32 batches ``[B, 3, H, W]`` (RGB in [0, 1]) of calibration images.
@@ -51,7 +99,7 @@ class CalibrationBatches:
 
     paths: list[Path]
     input_size: tuple[int, int]
-    batch_size: int = 8
+    batch_size: int = DEFAULT_BATCH_SIZE
     resize: str = DEFAULT_RESIZE
     unreadable: list[str] = field(default_factory=list)
 
@@ -63,7 +111,12 @@ class CalibrationBatches:
 
     @classmethod
     def from_folder(
-        cls, folder: str | Path, input_size: tuple[int, int], batch_size: int = 8, limit: int | None = 200, resize: str = DEFAULT_RESIZE
+        cls,
+        folder: str | Path,
+        input_size: tuple[int, int],
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        limit: int | None = DEFAULT_CALIBRATION_IMAGES,
+        resize: str = DEFAULT_RESIZE,
     ) -> CalibrationBatches:
         """The batches of the readable images under ``folder`` (see :func:`find_calibration_images`).
 

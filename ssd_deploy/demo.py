@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .calibration import Calibration
 from .checkpoint import load_state_dict_file
 from .data.shapes import ensure_shapes_dataset
 from .errors import SSDDeployError
@@ -225,9 +226,9 @@ def _evaluate(checkpoint: Path, val_dir: Path, config: DemoConfig):
     return evaluation
 
 
-def _calibration(val_dir: Path) -> Path:
+def _calibration(val_dir: Path) -> Calibration:
     """INT8 calibration images of every step (the exported files' names depend on them)."""
-    return val_dir / "JPEGImages"
+    return Calibration(val_dir / "JPEGImages")
 
 
 def _export(checkpoint: Path, val_dir: Path, config: DemoConfig) -> dict[str, Path]:

@@ -29,6 +29,10 @@ from torch.nn import functional as F
 from .images import to_bgr_uint8
 from .resizing import DEFAULT_RESIZE, RESIZE_METHODS, check_resize  # noqa: F401  (RESIZE_METHODS: part of this module's API)
 
+# Images per network call wherever a command batches images (detect, eval, parity, calibration, the
+# Detector's dynamic batches): large enough to amortise a call, small enough for a 2-core CPU's cache.
+DEFAULT_BATCH_SIZE = 8
+
 
 @dataclass
 class Detections:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ssd_deploy.calibration import CalibrationBatches, find_calibration_images
+from ssd_deploy.calibration import Calibration, CalibrationBatches, as_calibration, find_calibration_images
 from ssd_deploy.data.shapes import render_scene
 from ssd_deploy.errors import SSDDeployError
 from ssd_deploy.images import read_image
@@ -56,3 +56,17 @@ def test_empty_or_missing_folder_is_named(tmp_path):
         CalibrationBatches.from_folder(tmp_path / "missing", (128, 96))
     with pytest.raises(SSDDeployError, match="batch size 0"):
         CalibrationBatches([tmp_path / "x.png"], (128, 96), batch_size=0)
+
+
+def test_one_calibration_object_names_folder_and_count(folder):
+    calibration = as_calibration(str(folder))
+    assert calibration == Calibration(folder) and calibration.count == 200
+    assert as_calibration(None).or_folder(folder) == calibration
+    assert Calibration(folder, 3).or_folder("elsewhere") == Calibration(folder, 3)  # a given folder wins
+    assert Calibration(folder, 3).settings() == {"calibration": str(folder), "calibration_images": 3}
+    batches = Calibration(folder, 2).batches((128, 96), batch_size=2)
+    assert [p.name for p in batches.paths] == ["scene_4.jpg", "scene_1.png"]  # the same spread as limit=2
+    with pytest.raises(SSDDeployError, match=r"--calib-images 0: expected a whole number of images"):
+        Calibration(folder, 0)
+    with pytest.raises(SSDDeployError, match=r"INT8 needs calibration images. Note: pass --calib FOLDER"):
+        Calibration().batches((128, 96))

@@ -236,9 +236,9 @@ def test_more_candidates_than_k_keeps_the_best_k(name, ssdlite, tmp_path):
 def test_fp16_export(name, ssdlite, tmp_path):
     """float16 network: verified against the eager float16 graph, and within a stated tolerance of
     float32 (decoded outputs: boxes within 2e-3, scores within 5e-3; measured 6e-4 and 1.5e-3)."""
-    result = export_model(ssdlite, tmp_path / f"h{get_format(name).suffix}", ExportOptions(format=name, fp16=True, batch=2))
+    result = export_model(ssdlite, tmp_path / f"h{get_format(name).suffix}", ExportOptions(format=name, precision="fp16", batch=2))
     assert result.verification.ok and result.metadata.precision == "fp16"
-    raw = export_model(ssdlite, tmp_path / f"hraw{get_format(name).suffix}", ExportOptions(format=name, fp16=True, nms=False, batch=2))
+    raw = export_model(ssdlite, tmp_path / f"hraw{get_format(name).suffix}", ExportOptions(format=name, precision="fp16", nms=False, batch=2))
     images = sample_batch(SIZE, 2, seed=9)
     _assert_same(ssdlite, raw.path, images, nms=False, tolerances=Tolerances(box_atol=2e-3, score_atol=5e-3))
     num, *_ = load_function(result.path)(images)
@@ -375,6 +375,12 @@ def test_cli_errors_exit_non_zero(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         export_main(["--checkpoint", str(corrupt), "--format", "tflite"])
     assert exit_info.value.code == 2
+    for flags in (["--fp16", "--int8"], ["--half", "--precision", "int8"]):  # one precision per file
+        with pytest.raises(SystemExit) as exit_info:
+            export_main(["--checkpoint", str(corrupt), *flags])
+        assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+    assert run_cli(export_main, ["--checkpoint", str(corrupt), "--calib-images", "0"]) == 2
+    assert "--calib-images 0: expected a whole number of images" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.onnx"))
 
 
@@ -420,10 +426,10 @@ def test_checkpoint_errors_propagate(tmp_path):
 @pytest.mark.parametrize(
     "options, problem",
     [
-        (ExportOptions(format="onnx", int8=True), "--int8 needs --calib FOLDER"),
-        (ExportOptions(format="torchscript", int8=True, calibration=Path(".")), "INT8 files are ONNX"),
-        (ExportOptions(format="onnx", int8=True, fp16=True, calibration=Path(".")), "exclusive with --fp16"),
-        (ExportOptions(format="onnx", int8=True, calibration=Path("/nonexistent")), "/nonexistent: calibration folder not found"),
+        (ExportOptions(format="onnx", precision="int8"), "--int8 needs --calib FOLDER"),
+        (ExportOptions(format="torchscript", precision="int8", calibration=Path(".")), "INT8 files are ONNX"),
+        (ExportOptions(format="onnx", precision="bf16", calibration=Path(".")), "precision 'bf16': expected one of fp32, fp16, int8"),
+        (ExportOptions(format="onnx", precision="int8", calibration=Path("/nonexistent")), "/nonexistent: calibration folder not found"),
     ],
 )
 def test_int8_options_are_checked_before_exporting(options, problem, ssdlite, tmp_path):

@@ -51,7 +51,9 @@ def test_cuda_problem_says_why(monkeypatch):
     assert "torch.cuda.is_available() is False" in gpu_check.cuda_problem("cuda")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert gpu_check.cuda_problem("cuda:1") == "cuda:1: this machine has 1 CUDA device(s)"
+    assert gpu_check.cuda_problem("npu") == "device 'npu' is not a torch device. Note: expected cpu, cuda or cuda:N"
+    assert gpu_check.cuda_problem("mps") == "device mps: expected cpu or cuda"
+    assert gpu_check.cuda_problem("cuda:1") == "device cuda:1: this machine has 1 CUDA device(s)"
 
 
 def test_junit_reports_are_counted_with_skip_reasons(tmp_path):

@@ -49,8 +49,8 @@ def files(trained_checkpoint, tmp_path_factory):
         "raw": ExportOptions(format="onnx", dynamic_batch=True, nms=False),
         "fixed": ExportOptions(format="onnx", batch=2),
         "fixed_raw": ExportOptions(format="onnx", batch=2, nms=False),
-        "int8_nncf": ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=calibration, int8_quantizer="nncf"),
-        "int8_ort": ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=calibration, int8_quantizer="ort"),
+        "int8_nncf": ExportOptions(format="onnx", dynamic_batch=True, precision="int8", calibration=calibration, int8_quantizer="nncf"),
+        "int8_ort": ExportOptions(format="onnx", dynamic_batch=True, precision="int8", calibration=calibration, int8_quantizer="ort"),
     }
     paths = {"ckpt": trained_checkpoint}
     for name, option in options.items():
@@ -178,7 +178,7 @@ def test_int8_from_the_float_file_equals_a_full_int8_export(trained_checkpoint, 
     def no_export(*args, **kwargs):
         raise AssertionError("the graph was exported again")
 
-    options = ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=files["int8_ort"].parent / "calibration", int8_quantizer="ort")
+    options = ExportOptions(format="onnx", dynamic_batch=True, precision="int8", calibration=files["int8_ort"].parent / "calibration", int8_quantizer="ort")
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(formats.FORMATS, "onnx", dataclasses.replace(formats.FORMATS["onnx"], write=no_export))
         reused = export_int8_from_float(trained_checkpoint, tmp_path / "reused.onnx", files["onnx"], options).path
@@ -196,7 +196,7 @@ def test_int8_from_the_float_file_equals_a_full_int8_export(trained_checkpoint, 
 
 
 def test_int8_from_a_float_file_with_other_settings_is_refused(trained_checkpoint, files, tmp_path):
-    options = ExportOptions(format="onnx", dynamic_batch=True, int8=True, calibration=files["int8_ort"].parent / "calibration", int8_quantizer="ort")
+    options = ExportOptions(format="onnx", dynamic_batch=True, precision="int8", calibration=files["int8_ort"].parent / "calibration", int8_quantizer="ort")
     with pytest.raises(ExportError, match=r"raw\.onnx: not the float32 export .*differs in: .*nms"):
         export_int8_from_float(trained_checkpoint, tmp_path / "int8.onnx", files["raw"], options)  # exported without NMS
     with pytest.raises(ExportError, match=r"onnx\.onnx: not the float32 export .*differs in: opset 18, not 17"):

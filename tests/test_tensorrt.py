@@ -24,7 +24,9 @@ import pytest
 import torch
 
 from ssd_deploy.compare import Tolerances, compare_decoded, compare_detections
+from ssd_deploy.calibration import Calibration
 from ssd_deploy.data.shapes import CLASS_NAMES, render_scene
+from ssd_deploy.devices import NO_CUDA
 from ssd_deploy.errors import RuntimeUnavailableError, SSDDeployError
 from ssd_deploy.export import read_metadata
 from ssd_deploy.export.metadata import NMS_OUTPUTS, ExportMetadata
@@ -102,7 +104,6 @@ def test_profile_batches_out_of_order_are_refused(batches):
     "fields, message",
     [
         ({"precision": "fp64"}, "precision 'fp64'"),
-        ({"nms": "batched"}, "nms 'batched'"),
         ({"profile_min_batch": 0}, "profile_min_batch 0"),
         ({"calibration_batch": 2.5}, "calibration_batch 2.5"),
         ({"workspace_mib": 0}, "workspace_mib 0"),
@@ -116,14 +117,14 @@ def test_engine_options_refuse_bad_values(fields, message):
 def test_resolve_options_fills_in_batches_and_checks_nms_and_int8(tmp_path):
     resolved = resolve_options(META, EngineOptions())
     assert (resolved.profile_min_batch, resolved.profile_opt_batch, resolved.profile_max_batch) == (1, 8, 8)
-    assert resolve_options(RAW, EngineOptions(nms="efficient")).nms == "efficient"
-    with pytest.raises(SSDDeployError, match=r"model.onnx: nms='efficient'.*already has NMS"):
-        resolve_options(META, EngineOptions(nms="efficient"), "model.onnx")
+    assert resolve_options(RAW, EngineOptions(efficient_nms=True)).efficient_nms
+    with pytest.raises(SSDDeployError, match=r"model.onnx: efficient_nms.*already has NMS"):
+        resolve_options(META, EngineOptions(efficient_nms=True), "model.onnx")
     with pytest.raises(SSDDeployError, match="int8 needs calibration images"):
         resolve_options(META, EngineOptions(precision="int8"))
     quantised = dataclasses.replace(META, precision="int8")  # a Q/DQ ONNX needs no calibration
     assert resolve_options(quantised, EngineOptions(precision="int8")).calibration_batch is None
-    int8 = EngineOptions(precision="int8", calibration_images=tmp_path)
+    int8 = EngineOptions(precision="int8", calibration=tmp_path)
     assert resolve_options(META, int8).calibration_batch == 8
     assert resolve_options(META, dataclasses.replace(int8, profile_max_batch=4)).calibration_batch == 4
     assert resolve_options(FIXED, int8).calibration_batch == 2
@@ -172,7 +173,7 @@ def test_engine_cache_key_is_stable_and_accepts_the_onnx_hash():
     # Defaults and the equal explicit values resolve to one engine.
     assert key == _key(options=EngineOptions(profile_min_batch=1, profile_opt_batch=8, profile_max_batch=8))
     # Calibration settings do not make another fp32 engine.
-    assert key == _key(options=EngineOptions(calibration_images=Path("elsewhere"), calibration_count=3))
+    assert key == _key(options=EngineOptions(calibration=Calibration(Path("elsewhere"), 3)))
     with pytest.raises(SSDDeployError, match="not a sha256"):
         engine_cache_key("model.onnx", EngineOptions(), *TARGET)
 
@@ -180,7 +181,7 @@ def test_engine_cache_key_is_stable_and_accepts_the_onnx_hash():
 def test_engine_cache_key_changes_with_every_build_input(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    int8 = EngineOptions(precision="int8", calibration_images=tmp_path / "a")
+    int8 = EngineOptions(precision="int8", calibration=tmp_path / "a")
     variants = {
         "base": _key(),
         "onnx": _key(onnx=ONNX + b" "),
@@ -190,10 +191,10 @@ def test_engine_cache_key_changes_with_every_build_input(tmp_path):
         "opt": _key(options=EngineOptions(profile_opt_batch=4)),
         "max": _key(options=EngineOptions(profile_max_batch=16)),
         "workspace": _key(options=EngineOptions(workspace_mib=2048)),
-        "nms": _key(options=EngineOptions(nms="efficient")),
-        "images": _key(options=dataclasses.replace(int8, calibration_images=tmp_path / "b")),
+        "nms": _key(options=EngineOptions(efficient_nms=True)),
+        "images": _key(options=dataclasses.replace(int8, calibration=tmp_path / "b")),
         "calibration batch": _key(options=dataclasses.replace(int8, calibration_batch=4)),
-        "calibration count": _key(options=dataclasses.replace(int8, calibration_count=64)),
+        "calibration count": _key(options=dataclasses.replace(int8, calibration=Calibration(tmp_path / "a", 64))),
         "tensorrt": _key(target=("10.9.0.35",) + TARGET[1:]),
         "gpu": _key(target=(TARGET[0], "NVIDIA A100-PCIE-40GB", TARGET[2])),
         "capability": _key(target=TARGET[:2] + ("8.6",)),
@@ -202,19 +203,19 @@ def test_engine_cache_key_changes_with_every_build_input(tmp_path):
 
 
 def test_calibration_cache_key_follows_the_calibration_not_the_engine(tmp_path):
-    options = resolve_options(RAW, EngineOptions(precision="int8", calibration_images=tmp_path, calibration_batch=4))
+    options = resolve_options(RAW, EngineOptions(precision="int8", calibration=tmp_path, calibration_batch=4))
     key = calibration_cache_key(ONNX, options, TARGET[0])
     same = [
         dataclasses.replace(options, profile_max_batch=16, workspace_mib=64),
-        dataclasses.replace(options, nms="efficient"),
+        dataclasses.replace(options, efficient_nms=True),
     ]
     assert all(calibration_cache_key(ONNX, other, TARGET[0]) == key for other in same)
     different = [
         calibration_cache_key(ONNX + b"!", options, TARGET[0]),
         calibration_cache_key(ONNX, options, "10.9.0.35"),
-        calibration_cache_key(ONNX, dataclasses.replace(options, calibration_count=9), TARGET[0]),
+        calibration_cache_key(ONNX, dataclasses.replace(options, calibration=Calibration(tmp_path, 9)), TARGET[0]),
         calibration_cache_key(ONNX, dataclasses.replace(options, calibration_batch=2), TARGET[0]),
-        calibration_cache_key(ONNX, dataclasses.replace(options, calibration_images=tmp_path / "x"), TARGET[0]),
+        calibration_cache_key(ONNX, dataclasses.replace(options, calibration=tmp_path / "x"), TARGET[0]),
     ]
     assert len({key, *different}) == 1 + len(different)
 
@@ -289,7 +290,7 @@ def test_entropy_calibrator_keeps_the_error_for_build_engine(tmp_path):
 # Sidecar and the version / GPU check
 
 
-def _write_engine(folder: Path, metadata=RAW, options=EngineOptions(nms="efficient", precision="fp16"), target=TARGET) -> Path:
+def _write_engine(folder: Path, metadata=RAW, options=EngineOptions(efficient_nms=True, precision="fp16"), target=TARGET) -> Path:
     engine = folder / "model.engine"
     engine.write_bytes(b"not a real engine")
     record = engine_record(metadata, resolve_options(metadata, options), *target, "model.onnx", hashlib.sha256(ONNX).hexdigest())
@@ -303,7 +304,7 @@ def test_sidecar_holds_the_engine_metadata_and_build_facts(tmp_path):
     assert metadata.output_names == NMS_OUTPUTS  # EfficientNMS gives the contract's padded detections
     assert (record["tensorrt_version"], record["gpu_name"], record["compute_capability"]) == TARGET
     assert record["profile"] == {"min": [1, 3, 128, 96], "opt": [8, 3, 128, 96], "max": [8, 3, 128, 96]}
-    assert record["build_options"]["nms"] == "efficient" and "calibration_images" not in record["build_options"]
+    assert record["build_options"]["efficient_nms"] is True and "calibration_images" not in record["build_options"]
     _, graph = read_engine_record(_write_engine(tmp_path, META, EngineOptions()))
     assert graph == dataclasses.replace(META, format="tensorrt")
 
@@ -366,7 +367,7 @@ def test_availability_without_a_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     status = trt_runtime.availability()
     assert not status.usable and status.version == "10.9.0.34"
-    assert status.reason == "no CUDA device (torch.cuda.is_available() is False)"
+    assert status.reason == NO_CUDA and "torch.cuda.is_available() is False" in NO_CUDA
 
 
 def test_availability_here_says_why_it_is_unusable():
@@ -374,7 +375,7 @@ def test_availability_here_says_why_it_is_unusable():
     if importlib.util.find_spec("tensorrt") is None:
         assert (status.usable, status.reason) == (False, "tensorrt is not installed")
     elif not torch.cuda.is_available():
-        assert not status.usable and "no CUDA device" in status.reason
+        assert not status.usable and status.reason == NO_CUDA
     else:
         assert status.usable and status.devices[0].startswith("cuda:0 (")
 
@@ -496,7 +497,7 @@ def test_fp32_engine_with_graph_nms_matches_onnxruntime_and_is_cached(exports, t
 def test_efficient_nms_engine_matches_onnxruntime_nms(exports, tmp_path):
     metadata = read_metadata(exports["nms_all"])
     batch = _batch(4)
-    with open_runner(exports["raw"], device="cuda", cache_dir=tmp_path, nms="efficient") as runner:
+    with open_runner(exports["raw"], device="cuda", cache_dir=tmp_path, efficient_nms=True) as runner:
         assert runner.metadata.nms and runner.metadata.output_names == NMS_OUTPUTS
         outputs = _tensorrt(runner, batch)
     _assert_padded_contract(outputs, len(CLASS_NAMES), metadata.max_detections)
@@ -527,7 +528,7 @@ def test_fp16_engine_with_efficient_nms_keeps_the_contract(exports, tmp_path):
     if not trt_runtime.weakly_typed(tensorrt):
         pytest.skip(f"TensorRT {tensorrt.__version__} builds fp16 only from an fp16 export")
     metadata = read_metadata(exports["raw"])
-    with open_runner(exports["raw"], device="cuda", precision="fp16", cache_dir=tmp_path, nms="efficient") as runner:
+    with open_runner(exports["raw"], device="cuda", precision="fp16", cache_dir=tmp_path, efficient_nms=True) as runner:
         outputs = _tensorrt(runner, _batch(3))
     _assert_padded_contract(outputs, len(CLASS_NAMES), metadata.max_detections)
     assert outputs[0].sum() > 0
@@ -545,7 +546,7 @@ def test_int8_engine_calibrates_once_and_reuses_the_cache(exports, tmp_path, cap
     for i in range(8):
         cv2.imwrite(str(images / f"{i}.png"), render_scene(rng, (160, 200)).image)
     cache = tmp_path / "engines"
-    options = dict(cache_dir=cache, nms="efficient", calibration_images=images, calibration_batch=4, calibration_count=8)
+    options = dict(cache_dir=cache, efficient_nms=True, calibration=Calibration(images, 8), calibration_batch=4)
     with open_runner(exports["raw"], device="cuda", precision="int8", **options) as runner:
         assert runner.precision == "int8"
         _assert_padded_contract(_tensorrt(runner, _batch(2)), len(CLASS_NAMES), runner.metadata.max_detections)
@@ -651,7 +652,7 @@ def test_tensorrt_11_int8_from_an_fp32_onnx_asks_for_a_qdq_file(asked, tmp_path,
     from ssd_deploy.runtimes.tensorrt import build_engine
 
     monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt("11.0.0.1"))
-    options = EngineOptions(precision="int8", calibration_images=calibration_folder) if asked == "calibration" else asked
+    options = EngineOptions(precision="int8", calibration=calibration_folder) if asked == "calibration" else asked
     onnx_path = _write_onnx(tmp_path / "model.onnx", META, [])
     with pytest.raises(RuntimeUnavailableError, match=r"removed implicit INT8 calibration.*ssd-export --int8 --int8-quantizer ort --calib"):
         build_engine(onnx_path, tmp_path / "model.engine", options)

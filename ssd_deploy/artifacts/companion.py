@@ -18,7 +18,6 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..calibration import CalibrationBatches
 from ..files import atomic_write
 from ..deploy import CastNetwork
 from ..export import ExportOptions, describe_model, get_format
@@ -88,7 +87,5 @@ def _write_int8(network: nn.Module, example: Tensor, path: Path, strings: dict[s
     with tempfile.TemporaryDirectory(prefix="ssd-bench-") as scratch:
         float_file = Path(scratch) / "network.onnx"
         get_format("onnx").write(network, NetworkSpec(), example, float_file, strings, opset=ExportOptions().opset)
-        batches = CalibrationBatches.from_folder(
-            settings.calibration, model.config.input_size, 8, settings.calibration_images, model.config.resize
-        )
+        batches = settings.calibration.batches(model.config.input_size, resize=model.config.resize)
         quantize_onnx(float_file, path, batches, int8_quantizer(), "percentile", include_head=False)

@@ -22,10 +22,8 @@ def export_options(kind: FileKind, settings: ExportSettings) -> ExportOptions:
     return ExportOptions(
         format=kind.format,
         dynamic_batch=True,
-        fp16=kind.precision == "fp16",
-        int8=kind.precision == "int8",
-        calibration=settings.calibration if kind.precision == "int8" else None,
-        calibration_images=settings.calibration_images,
+        precision=kind.precision,
+        calibration=settings.calibration,
         int8_quantizer=int8_quantizer(),
         device=settings.device if on_device else "cpu",
         verify=settings.verify,

@@ -14,6 +14,7 @@ from typing import Iterable
 
 import torch
 
+from ..calibration import Calibration, as_calibration
 from ..export import get_format
 from ..files import file_sha256
 from ..postprocess import PostprocessConfig
@@ -39,7 +40,7 @@ class ExportSettings:
 
     Attributes:
         cache_dir: the folder for exported files (``<out>/cache`` by default).
-        calibration: folder of INT8 calibration images. calibration_images: at most this many.
+        calibration: the INT8 calibration images: a Calibration (folder and count) or a folder.
         device: ``cpu`` or ``cuda``: pt2 is compiled for it; fp16 files are checked on it.
         verify: check each exported file against PyTorch once, when it is written.
         postprocess: the thresholds inside exported graphs (and of the pytorch runtime).
@@ -49,12 +50,14 @@ class ExportSettings:
     """
 
     cache_dir: Path
-    calibration: Path | None = None
-    calibration_images: int = 200
+    calibration: Calibration = Calibration()
     device: str = "cpu"
     verify: bool = True
     postprocess: PostprocessConfig = PostprocessConfig()
     jobs: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "calibration", as_calibration(self.calibration))
 
 
 def int8_quantizer() -> str:
@@ -78,7 +81,8 @@ def file_names(kind: FileKind, settings: ExportSettings) -> tuple[str, str]:
     suffix = get_format(kind.format).suffix
     tag = f"{kind.format}-{kind.precision}"
     if kind.precision == "int8":
-        tag += f"-{int8_quantizer()}-{settings.calibration_images}-{_short_hash(str(Path(settings.calibration).resolve()))}"
+        calibration = settings.calibration
+        tag += f"-{int8_quantizer()}-{calibration.count}-{_short_hash(str(Path(calibration.folder).resolve()))}"
     if kind.format == "pt2" or kind.precision == "fp16":
         tag += f"-{torch.device(settings.device).type}"
     post = settings.postprocess

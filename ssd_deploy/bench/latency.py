@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from ..artifacts import ExportSettings
+from ..calibration import Calibration, as_calibration
 from ..checkpoint import load_checkpoint
 from ..errors import SSDDeployError
 from ..pipeline import preprocess
@@ -28,7 +29,7 @@ from .baseline import TorchvisionBaseline, baseline_unsupported, build_torchvisi
 from .images import bench_images, default_calibration
 from .machine import machine_info
 from .report import LatencyReport
-from .rows import LatencyRow, SkipRecord
+from .rows import LatencyRow, Measured, SkipRecord
 from .variants import Planned, Skipped, Variant, cpu_has_native_bf16, is_checkpoint, plan_variants, prepare_variants
 
 
@@ -48,7 +49,7 @@ class LatencyConfig:
         device: ``cpu`` or ``cuda[:N]``.
         images: folder of images to detect on (any sizes; searched recursively); None: generated
             shapes scenes of ``image_size`` (height, width).
-        calibration: INT8 calibration images; None: ``images``, else generated shapes scenes.
+        calibration: INT8 calibration images; without a folder: ``images``, else generated shapes scenes.
         postprocess: score threshold, NMS IoU, detections kept and top-k candidates, inside every
             exported graph, the pytorch runtime and the baseline alike (default: the SSD paper's
             evaluation settings, score 0.01; deployments often use a higher score, which leaves
@@ -74,14 +75,16 @@ class LatencyConfig:
     device: str = "cpu"
     images: Path | None = None
     image_size: tuple[int, int] = (480, 640)
-    calibration: Path | None = None
-    calibration_images: int = 200
+    calibration: Calibration = Calibration()
     postprocess: PostprocessConfig = PostprocessConfig()
     baseline: bool = True
     split: bool = True
     verify: bool = True
     export_jobs: int = 1
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "calibration", as_calibration(self.calibration))
 
     def check(self) -> None:
         if not self.batch_sizes or min(self.batch_sizes) < 1:
@@ -94,21 +97,6 @@ class LatencyConfig:
             raise SSDDeployError(f"--export-jobs {self.export_jobs}: expected 1 or more")
         if self.max_seconds <= 0:
             raise SSDDeployError(f"--max-seconds {self.max_seconds}: expected a positive number of seconds")
-
-
-@dataclass(frozen=True)
-class Measured:
-    """What a row measured: the input's file name, its architecture, runtime, precision, batch
-    size, device and the file run (``baseline``: torchvision's eager pipeline)."""
-
-    model: str
-    arch: str
-    runtime: str
-    precision: str
-    batch: int
-    device: str
-    file: str
-    baseline: bool = False
 
 
 @dataclass
@@ -157,11 +145,10 @@ def run_latency(
         planned, skipped = plan_variants(path, config.runtimes, config.precisions, config.device)
         planned, skipped = _without_emulated(planned, skipped, config.device)
         report.skipped += [SkipRecord(path.name, s.runtime, s.precision, s.reason) for s in skipped]
-        calibration = config.calibration or config.images
-        if calibration is None and any(p.precision == "int8" for p in planned) and is_checkpoint(path):
-            calibration = default_calibration(out / "cache", log)
-        settings = ExportSettings(out / "cache", calibration, config.calibration_images, config.device, config.verify, config.postprocess,
-                                  jobs=config.export_jobs)
+        calibration = config.calibration if config.images is None else config.calibration.or_folder(config.images)
+        if calibration.folder is None and any(p.precision == "int8" for p in planned) and is_checkpoint(path):
+            calibration = calibration.or_folder(default_calibration(out / "cache", log))
+        settings = ExportSettings(out / "cache", calibration, config.device, config.verify, config.postprocess, jobs=config.export_jobs)
         variants = prepare_variants(path, planned, settings, _runtime_options(threads), log)
         _measure_input(path, variants, images, config, report, log, on_progress)
     _add_speedups(report.rows)
@@ -315,11 +302,10 @@ def _row(measured: Measured, samples: Samples, split: str, network: float | None
         post = host_post + (in_graph or 0.0)
     own_call = None if baseline or network is None or in_graph is None else network + in_graph
     return LatencyRow(
-        model=measured.model, arch=measured.arch, runtime=measured.runtime, precision=measured.precision, batch=batch,
-        device=measured.device, file=measured.file, iterations=len(total), median_ms=median, p90_ms=float(np.percentile(total, 90)), p99_ms=float(np.percentile(total, 99)),
+        **asdict(measured), iterations=len(total), median_ms=median, p90_ms=float(np.percentile(total, 90)), p99_ms=float(np.percentile(total, 99)),
         mean_ms=float(total.mean()), min_ms=float(total.min()), images_per_s=batch * 1e3 / median,
         preprocess_ms=pre, network_ms=network_ms, postprocess_ms=post, post_in_graph_ms=None if baseline else in_graph,
-        post_host_ms=host_post, post_share=post / median, split=split, baseline=baseline,
+        post_host_ms=host_post, post_share=post / median, split=split,
         other_ms=median - pre - network_ms - post, own_call_ms=own_call,
     )
 
@@ -377,7 +363,7 @@ def _settings(config: LatencyConfig, threads: int) -> dict[str, Any]:
     settings = {key: (list(value) if isinstance(value, tuple) else value) for key, value in asdict(config).items()}
     settings["threads"] = threads
     settings["images"] = str(config.images) if config.images else f"generated shapes scenes {config.image_size[0]}x{config.image_size[1]} (HxW)"
-    settings["calibration"] = str(config.calibration) if config.calibration else None
+    settings.update(config.calibration.settings())
     settings["postprocess"] = asdict(config.postprocess)
     return settings
 

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from ..artifacts import ExportSettings
+from ..calibration import Calibration, as_calibration
 from ..checkpoint import load_checkpoint
 from ..compare import detection_recall
 from ..data.dataset import DetectionDataset, load_dataset
@@ -24,7 +25,7 @@ from ..data.shapes import ensure_shapes_dataset
 from ..errors import SSDDeployError
 from ..evaluation import available_metrics, evaluate_detections, predict_dataset
 from ..export.metadata import NETWORK_OUTPUTS, NMS_OUTPUTS
-from ..pipeline import preprocess
+from ..pipeline import DEFAULT_BATCH_SIZE, preprocess
 from ..postprocess import decode_predictions
 from ..runtimes import Detector, load
 from .machine import machine_info
@@ -66,7 +67,7 @@ class ParityConfig:
         max_images: evaluate only the first this many images (None: all).
         batch_size: images per network call.
         tolerances: largest allowed |Δ mAP| in points per precision (VOC07 and COCO AP alike).
-        calibration: INT8 calibration images; None: the dataset's images.
+        calibration: INT8 calibration images; without a folder: the dataset's images.
         device, threads, verify, export_jobs, progress: as for latency.
     """
 
@@ -80,15 +81,17 @@ class ParityConfig:
     max_images: int | None = None
     shapes_images: int = 100
     shapes_size: tuple[int, int] = (320, 320)
-    batch_size: int = 8
+    batch_size: int = DEFAULT_BATCH_SIZE
     tolerances: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TOLERANCES))
-    calibration: Path | None = None
-    calibration_images: int = 200
+    calibration: Calibration = Calibration()
     device: str = "cpu"
     threads: int | None = None
     verify: bool = True
     export_jobs: int = 1
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "calibration", as_calibration(self.calibration))
 
 
 def run_parity(checkpoint: str | Path, config: ParityConfig = ParityConfig(), out_dir: str | Path = "runs/bench") -> ParityReport:
@@ -118,13 +121,13 @@ def run_parity(checkpoint: str | Path, config: ParityConfig = ParityConfig(), ou
     out = Path(out_dir)
     model, class_names, _ = load_checkpoint(path)
     dataset = _dataset(config, class_names, out)
-    calibration = config.calibration or Path(dataset.records[0].path).parent
+    calibration = config.calibration.or_folder(Path(dataset.records[0].path).parent)
     planned, skipped = plan_variants(path, config.runtimes, config.precisions, config.device)
     planned = [p for p in planned if (p.runtime, p.precision) != ("pytorch", "fp32")]  # that is the reference
     log = tqdm.write if config.progress else (lambda _line: None)
     threads = torch.get_num_threads()
     options = {"onnxruntime": {"intra_op_threads": threads}, "openvino": {"threads": threads}}
-    settings = ExportSettings(out / "cache", calibration, config.calibration_images, config.device, config.verify, jobs=config.export_jobs)
+    settings = ExportSettings(out / "cache", calibration, config.device, config.verify, jobs=config.export_jobs)
     variants = prepare_variants(path, planned, settings, options, log)
 
     sample, _ = preprocess([dataset[i][0] for i in range(min(config.batch_size, len(dataset)))], model.config.input_size, model.config.resize)
@@ -233,4 +236,5 @@ def _settings(config: ParityConfig, threads: int) -> dict[str, Any]:
     settings = {key: (str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value)
                 for key, value in asdict(config).items()}
     settings["threads"] = threads
+    settings.update(config.calibration.settings())
     return settings

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
-
 from ..artifacts import ExportSettings, FileKind, ready_files
+from ..devices import torch_device_problem
 from ..errors import SSDDeployError
 from ..export import read_metadata
 from ..lookup import lookup
@@ -206,10 +205,9 @@ def plan_variants(
 
 
 def _check_device(device: str) -> None:
-    if device.lower().startswith("cuda") and not torch.cuda.is_available():
-        raise SSDDeployError(f"--device {device}: CUDA is not available here (no NVIDIA GPU or driver found). Note: use --device cpu")
-    if not device.lower().startswith(("cpu", "cuda")):
-        raise SSDDeployError(f"--device {device}: expected cpu or cuda[:N]")
+    problem = torch_device_problem(device)
+    if problem:
+        raise SSDDeployError(f"--{problem}. Note: use --device cpu")
 
 
 def _runtime_reason(name: str, path: Path, file_precision: str | None, explicit: bool) -> str | None:
@@ -278,14 +276,14 @@ def prepare_variants(
     options = runtime_options or {}
     if not is_checkpoint(path):
         return [Variant(p.runtime, p.precision, path, None, dict(options.get(p.runtime, {}))) for p in planned]
-    if any(p.kind.precision == "int8" and p.kind.format is not None for p in planned) and settings.calibration is None:
+    if any(p.kind.precision == "int8" and p.kind.format is not None for p in planned) and settings.calibration.folder is None:
         raise SSDDeployError("INT8 variants need calibration images. Note: pass --calib FOLDER (or --images FOLDER)")
     files, errors = ready_files(path, [p.kind for p in planned], settings, log)
     variants = []
     for p in planned:
         extra = dict(options.get(p.runtime, {}))
         if p.runtime == "tensorrt" and p.precision == "int8":
-            extra.setdefault("calibration_images", settings.calibration)
+            extra.setdefault("calibration", settings.calibration)
         if p.runtime == "pytorch":
             extra.setdefault("postprocess", settings.postprocess)
         if p.kind.format is None:

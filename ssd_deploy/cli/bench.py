@@ -12,6 +12,8 @@ from pathlib import Path
 
 from ..bench.latency import LatencyConfig, run_latency
 from ..bench.parity import DEFAULT_TOLERANCES, ParityConfig, run_parity
+from ..calibration import DEFAULT_CALIBRATION_IMAGES, Calibration
+from ..pipeline import DEFAULT_BATCH_SIZE
 from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES
 from ..training.config import DATA_FORMATS
@@ -34,7 +36,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "default, one per physical core")
     parser.add_argument("--calib", type=Path, help="INT8 calibration images (a folder, searched recursively); default: the benchmark's "
                         "own images (latency: --images or generated shapes; parity: the dataset's images)")
-    parser.add_argument("--calib-images", type=int, default=200, help="at most this many calibration images")
+    parser.add_argument("--calib-images", type=int, default=DEFAULT_CALIBRATION_IMAGES, help="at most this many calibration images")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="output folder for results; exported files are cached "
                         "in OUT/cache and reused by later runs")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG chart (it needs matplotlib)")
@@ -95,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parity.add_argument("--skip-bad-data", action="store_true", help="skip unreadable images and bad boxes instead of stopping")
     parity.add_argument("--max-images", type=int, help="evaluate only the first N images")
     parity.add_argument("--shapes-images", type=int, default=100, help="generated images without --data")
-    parity.add_argument("--batch-size", type=int, default=8, help="images per network call")
+    parity.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per network call")
     for precision, tolerance in DEFAULT_TOLERANCES.items():
         parity.add_argument(f"--tolerance-{precision}", type=float, default=tolerance,
                             help=f"largest allowed |difference| from PyTorch FP32 of a {precision} runtime, in mAP points (VOC07 and COCO AP)")
@@ -115,7 +117,7 @@ def _latency(args: argparse.Namespace) -> int:
         precisions=tuple(args.precisions) if args.precisions else None,
         batch_sizes=tuple(args.batch_sizes), warmup=args.warmup, iterations=args.iterations, max_seconds=args.max_seconds,
         threads=args.threads, device=args.device, images=args.images, image_size=tuple(args.image_size),
-        calibration=args.calib, calibration_images=args.calib_images, baseline=not args.no_baseline, split=not args.no_split,
+        calibration=Calibration(args.calib, args.calib_images), baseline=not args.no_baseline, split=not args.no_split,
         postprocess=PostprocessConfig(score_threshold=args.score, topk_candidates=args.topk, pre_nms_topk=args.pre_nms_topk),
         verify=not args.no_verify, export_jobs=args.export_jobs, progress=not args.no_progress,
     )
@@ -137,7 +139,7 @@ def _parity(args: argparse.Namespace) -> int:
         data=args.data, data_format=args.data_format, split=args.split, images_dir=args.images_dir,
         skip_bad_data=args.skip_bad_data, max_images=args.max_images, shapes_images=args.shapes_images,
         batch_size=args.batch_size, tolerances={p: getattr(args, f"tolerance_{p}") for p in DEFAULT_TOLERANCES},
-        calibration=args.calib, calibration_images=args.calib_images, device=args.device, threads=args.threads,
+        calibration=Calibration(args.calib, args.calib_images), device=args.device, threads=args.threads,
         verify=not args.no_verify, export_jobs=args.export_jobs, progress=not args.no_progress,
     )
     report = run_parity(args.checkpoint, config, args.out)

@@ -23,7 +23,7 @@ from ..errors import ImageReadError, SSDDeployError
 from ..files import atomic_write
 from ..images import read_image, write_image
 from ..models import create_model, list_architectures
-from ..pipeline import Detections
+from ..pipeline import DEFAULT_BATCH_SIZE, Detections
 from ..postprocess import DEFAULT_PRE_NMS_TOPK, PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, Detector, available, load, runtime_for_file
 from ..runtimes.pytorch import PyTorchRunner
@@ -84,10 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--score", type=float, default=None, help=f"minimum score of a reported detection (default {DEFAULT_SCORE}, or an exported model's own threshold if higher)"
     )
     thresholds.add_argument("--iou", type=float, default=0.45, help="IoU threshold of the class-aware NMS (checkpoints only)")
-    thresholds.add_argument("--max-det", type=int, default=200, help="maximum detections per image (checkpoints only)")
+    thresholds.add_argument("--max-det", type=int, default=PostprocessConfig().max_detections, help="maximum detections per image (checkpoints only)")
     thresholds.add_argument("--pre-nms-topk", type=int, default=DEFAULT_PRE_NMS_TOPK, help=PRE_NMS_TOPK_HELP + " (checkpoints only)")
     parser.add_argument("--out", type=Path, default=Path("runs/detect"), help="output folder (never an input is overwritten)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images or video frames per network call (a fixed-batch file uses its own)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images or video frames per network call (a fixed-batch file uses its own)")
     parser.add_argument("--classes", nargs="+", metavar="NAME_OR_LABEL", help="report only these classes: names as the model has them, or labels 1 ... C-1")
     parser.add_argument("--vid-stride", type=int, default=1, metavar="N", help="videos, cameras, streams: detect in every N-th frame only")
     parser.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True, help="search folders through their subfolders")

@@ -12,6 +12,7 @@ from ..draw import draw_detections
 from ..evaluation import predict_dataset
 from ..files import atomic_write
 from ..images import read_image, write_image
+from ..pipeline import DEFAULT_BATCH_SIZE
 from ..postprocess import PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, load, runtime_for_file
 from ..training.config import DATA_FORMATS
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iou", type=float, default=PAPER.iou_threshold, help="checkpoints: NMS IoU threshold")
     parser.add_argument("--max-det", type=int, default=PAPER.max_detections, help="checkpoints: detections kept per image")
     parser.add_argument("--pre-nms-topk", type=int, default=PAPER.pre_nms_topk, help="checkpoints: " + PRE_NMS_TOPK_HELP)
-    parser.add_argument("--batch-size", type=int, default=8, help="images per network call")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per network call")
     parser.add_argument("--metrics", nargs="+", default=["voc07", "voc", "coco"], choices=["voc07", "voc", "coco"], help="metrics to compute")
     parser.add_argument("--out", type=Path, default=Path("runs/eval"), help="output folder for metrics.json and drawn images")
     parser.add_argument("--draw", type=int, default=4, help="images to write with detections (score > 0.3) drawn")

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..export import FORMATS, ExportOptions, export_model
+from ..calibration import DEFAULT_CALIBRATION_IMAGES, Calibration
+from ..export import EXPORT_PRECISIONS, FORMATS, ExportOptions, export_model
 from ..export.int8 import CALIBRATION_METHODS, QUANTIZERS
 from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
 from ..export.verify import verification_images
@@ -65,16 +66,26 @@ def _graph_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-det", type=int, default=defaults.max_detections, help="K: detections kept per image")
     parser.add_argument("--topk", type=int, default=defaults.topk_candidates, help="candidates per class entering NMS")
     parser.add_argument("--pre-nms-topk", type=int, default=defaults.pre_nms_topk, help=PRE_NMS_TOPK_HELP)
-    parser.add_argument(
-        "--fp16", "--half", dest="fp16", action="store_true", help="network in float16 (inputs, outputs, decoding and NMS stay float32)"
+    _precision_flags(parser)
+
+
+def _precision_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("precision of the network (inputs, outputs, decoding and NMS stay float32)")
+    precision = group.add_mutually_exclusive_group()
+    precision.add_argument("--precision", choices=EXPORT_PRECISIONS, default="fp32", help="the network's arithmetic")
+    precision.add_argument(
+        "--fp16", "--half", dest="precision", action="store_const", const="fp16", default=argparse.SUPPRESS, help="same as --precision fp16"
+    )
+    precision.add_argument(
+        "--int8", dest="precision", action="store_const", const="int8", default=argparse.SUPPRESS,
+        help="same as --precision int8: quantise the network (QDQ ONNX), calibrated on --calib",
     )
 
 
 def _int8_flags(parser: argparse.ArgumentParser) -> None:
     int8 = parser.add_argument_group("INT8 post-training quantisation (ONNX; runs on ONNX Runtime and OpenVINO CPUs)")
-    int8.add_argument("--int8", action="store_true", help="quantise the network to INT8 (QDQ ONNX); decoding and NMS stay float32")
     int8.add_argument("--calib", type=Path, help="folder of calibration images (searched recursively: a dataset's image folder)")
-    int8.add_argument("--calib-images", type=int, default=200, help="at most this many calibration images, spread over the folder")
+    int8.add_argument("--calib-images", type=int, default=DEFAULT_CALIBRATION_IMAGES, help="at most this many calibration images, spread over the folder")
     int8.add_argument(
         "--int8-quantizer", default="auto", choices=["auto", *QUANTIZERS], help="nncf: OpenVINO's NNCF; ort: ONNX Runtime's quantize_static; auto: nncf when installed"
     )
@@ -109,13 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             score_threshold=args.score, iou_threshold=args.iou, max_detections=args.max_det, topk_candidates=args.topk,
             pre_nms_topk=args.pre_nms_topk,
         ),
-        fp16=args.fp16,
+        precision=args.precision,
         verify=args.verify,
         verify_images=tuple(verification_images(args.verify_images)),
         device=args.device,
-        int8=args.int8,
-        calibration=args.calib,
-        calibration_images=args.calib_images,
+        calibration=Calibration(args.calib, args.calib_images),
         int8_quantizer=args.int8_quantizer,
         int8_method=args.int8_method,
         int8_head=args.int8_head,

@@ -7,7 +7,7 @@
 The exported contract is described in :mod:`ssd_deploy.export.metadata`.
 """
 
-from .api import ExportOptions, ExportResult, default_output, describe_model, export_int8_from_float, export_model
+from .api import EXPORT_PRECISIONS, ExportOptions, ExportResult, default_output, describe_model, export_int8_from_float, export_model
 from .formats import FORMATS, ExportFormat, format_of_file, get_format, read_metadata
 from .metadata import CONTRACT_VERSION, ExportMetadata
 
@@ -16,6 +16,7 @@ __all__ = [
     "FORMATS",
     "ExportFormat",
     "ExportMetadata",
+    "EXPORT_PRECISIONS",
     "ExportOptions",
     "ExportResult",
     "default_output",

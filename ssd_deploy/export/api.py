@@ -1,4 +1,10 @@
-"""``export_model``: a checkpoint in, a verified self-describing file out (what ``ssd-export`` runs)."""
+"""``export_model``: a checkpoint in, a verified self-describing file out (what ``ssd-export`` runs).
+
+    checkpoint -> SSD (plain data, never pickled code) -> [cast to fp16] -> GraphSpec.build:
+      network + decode + NMS (the backend the format can hold) -> the format's writer (metadata inside)
+      -> [int8: Calibration batches -> quantise the ONNX] -> runtimes.load (the loader users run)
+      -> compare with the eager graph on sample images (ssd_deploy.compare) -> atomic write, or nothing
+"""
 
 from __future__ import annotations
 
@@ -11,21 +17,25 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..calibration import CalibrationBatches
+from ..calibration import Calibration, CalibrationBatches, as_calibration
 from ..checkpoint import default_class_names, load_checkpoint
 from ..compare import Comparison
 from ..deploy import CastNetwork
+from ..devices import file_device
 from ..errors import ExportError, SSDDeployError
 from ..files import atomic_write
 from ..models import SSD
+from ..pipeline import DEFAULT_BATCH_SIZE
 from ..postprocess import PostprocessConfig
 from .formats import ExportFormat, get_format
-from .graph import GraphSpec, require_device
+from .graph import GraphSpec
 from .metadata import ExportMetadata
 from .onnx import DEFAULT_OPSET, MIN_OPSET, read_model
 from .int8 import CALIBRATION_METHODS, QUANTIZERS, quantize_onnx
 from .verify import FP16_TOLERANCES, float32_tolerances, load_runner_function, read_pictures, sample_batch, verify, verify_recall
 
+# What ``ExportOptions.precision`` may be (bf16 runs only from fp32 files: runtimes cast it).
+EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
 # Batch sizes run by --verify for a dynamic-batch file (a fixed-batch file runs its own size).
 DYNAMIC_VERIFY_BATCHES = (3, 1)
 
@@ -41,14 +51,14 @@ class ExportOptions:
         batch: the fixed batch size (and the example batch when dynamic).
         opset: ONNX opset (>= 17).
         postprocess: NMS settings baked into the graph.
-        fp16: run the network in float16 (inputs, outputs, decoding and NMS stay float32).
+        precision: the network's arithmetic (:data:`EXPORT_PRECISIONS`): ``fp32``; ``fp16``
+            (inputs, outputs, decoding and NMS stay float32); ``int8``, ONNX only: quantised (see
+            :mod:`ssd_deploy.export.int8`), calibrated on ``calibration``.
         verify: run the file on sample images and compare with PyTorch before writing it.
         verify_images: images for the check (default: generated scenes and a blank image).
         device: ``cpu`` or ``cuda``: where the export and the check run; ``pt2`` is compiled
             for it (TorchScript and ONNX files run anywhere).
-        int8: quantise the network to INT8 (ONNX only; see :mod:`ssd_deploy.export.int8`),
-            calibrated on ``calibration`` (a folder of images, searched recursively).
-        calibration_images: at most this many calibration images (spread over the folder).
+        calibration: the INT8 calibration images (folder and count).
         int8_quantizer: ``nncf`` (OpenVINO's NNCF), ``ort`` (ONNX Runtime) or ``auto`` (nncf
             when installed, else ort).
         int8_method: ONNX Runtime's calibration: ``minmax``, ``entropy`` or ``percentile``.
@@ -61,20 +71,17 @@ class ExportOptions:
     batch: int = 1
     opset: int = DEFAULT_OPSET
     postprocess: PostprocessConfig = PostprocessConfig()
-    fp16: bool = False
+    precision: str = "fp32"
     verify: bool = True
     verify_images: tuple[Path, ...] = ()
     device: str = "cpu"
-    int8: bool = False
-    calibration: Path | None = None
-    calibration_images: int = 200
+    calibration: Calibration = Calibration()
     int8_quantizer: str = "auto"
     int8_method: str = "percentile"
     int8_head: bool = False
 
-    @property
-    def precision(self) -> str:
-        return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "calibration", as_calibration(self.calibration))
 
 
 @dataclass
@@ -129,9 +136,9 @@ def export_int8_from_float(
     ``float_onnx`` instead of exporting the graph again (an ONNX export takes ~15 s on 2 cores).
 
     Args:
-        model, output, options, class_names: as for :func:`export_model` (``options.int8`` set).
+        model, output, options, class_names: as for :func:`export_model` (``options.precision`` int8).
         float_onnx: the float32 ONNX file :func:`export_model` wrote for the same model and options
-            (without ``int8``). Its metadata and opset must match, else nothing is written. The
+            (precision fp32). Its metadata and opset must match, else nothing is written. The
             weights are not compared: the caller vouches that the file came from this very
             checkpoint (the export cache keys its files by the checkpoint's SHA-256); the INT8
             check of ``verify`` only catches grossly different weights.
@@ -166,7 +173,7 @@ def _prepare(
     model, names, output = _resolve(model, output, options, class_names)
     device = torch.device(options.device)
     model = model.eval()
-    network: nn.Module = CastNetwork(model, torch.float16) if options.fp16 else model
+    network: nn.Module = CastNetwork(model, torch.float16) if options.precision == "fp16" else model
     network = network.to(device)
     spec = GraphSpec(
         priors=model.priors.to(device),
@@ -258,8 +265,8 @@ def _run_writer(tmp: Path, plan: _Plan, options: ExportOptions) -> None:
 def _check_float_onnx(path: Path, options: ExportOptions, metadata: ExportMetadata) -> Path:
     """``path`` if it is the float32 ONNX export of the same model and settings as ``metadata``
     (architecture, classes, thresholds, batch, opset; not the weights: see :func:`export_int8_from_float`)."""
-    if not options.int8:
-        raise SSDDeployError(f"export_int8_from_float: {path} is only for INT8 exports (options.int8)")
+    if options.precision != "int8":
+        raise SSDDeployError(f"export_int8_from_float: {path} is only for INT8 exports (options.precision int8)")
     model = read_model(path)
     found = {prop.key: prop.value for prop in model.metadata_props}
     wanted = dataclasses.replace(metadata, precision="fp32").to_strings()
@@ -275,9 +282,7 @@ def _check_float_onnx(path: Path, options: ExportOptions, metadata: ExportMetada
 def _check_options(options: ExportOptions, output: Path) -> None:
     if options.batch < 1:
         raise SSDDeployError(f"--batch {options.batch}: expected 1 or more images")
-    require_device(options.device, output)
-    if torch.device(options.device).type not in ("cpu", "cuda"):
-        raise SSDDeployError(f"--device {options.device}: expected cpu or cuda")
+    file_device(options.device, output)
     if options.format == "onnx" and options.opset < MIN_OPSET:
         raise SSDDeployError(f"--opset {options.opset}: too old. Note: ssd-deploy exports ONNX opset {MIN_OPSET} or newer")
     suffixes = {get_format(options.format).suffix} | ({".pt"} if options.format == "torchscript" else set())
@@ -286,13 +291,13 @@ def _check_options(options: ExportOptions, output: Path) -> None:
             f"{output}: a {options.format} file should end in {' or '.join(sorted(suffixes))}, "
             "so that runtimes recognise it"
         )
-    if options.int8:
-        if options.format != "onnx" or options.fp16:
-            raise SSDDeployError("--int8: INT8 files are ONNX (--format onnx) and exclusive with --fp16")
-        if options.calibration is None:
+    if options.precision not in EXPORT_PRECISIONS:
+        raise SSDDeployError(f"precision {options.precision!r}: expected one of {', '.join(EXPORT_PRECISIONS)}")
+    if options.precision == "int8":
+        if options.format != "onnx":
+            raise SSDDeployError("--int8: INT8 files are ONNX (--format onnx)")
+        if options.calibration.folder is None:
             raise SSDDeployError("--int8 needs --calib FOLDER: images to calibrate the quantiser on (a dataset's images)")
-        if options.calibration_images < 1:
-            raise SSDDeployError(f"--calib-images {options.calibration_images}: expected 1 or more")
         if options.int8_quantizer not in ("auto", *QUANTIZERS):
             raise SSDDeployError(f"--int8-quantizer {options.int8_quantizer!r}: expected auto, {', '.join(QUANTIZERS)}")
         if options.int8_method not in CALIBRATION_METHODS:
@@ -337,10 +342,10 @@ def describe_model(
 
 def _calibration(options: ExportOptions, input_size: tuple[int, int], resize: str) -> CalibrationBatches | None:
     """The calibration batches of an INT8 export (read before exporting, so a bad folder fails fast)."""
-    if not options.int8:
+    if options.precision != "int8":
         return None
-    batch = 8 if options.dynamic_batch else options.batch  # a fixed-batch graph takes only its own size
-    return CalibrationBatches.from_folder(options.calibration, input_size, batch, options.calibration_images, resize)
+    batch = DEFAULT_BATCH_SIZE if options.dynamic_batch else options.batch  # a fixed-batch graph takes only its own size
+    return options.calibration.batches(input_size, batch, resize)
 
 
 def _quantize(path: Path, calibration: CalibrationBatches, options: ExportOptions, result: ExportResult, source: Path | None = None) -> None:
@@ -382,9 +387,9 @@ def _verify(
         # (the calibration set unless --verify-images is given), which the model knows.
         if not pictures:
             pictures = read_pictures(calibration.paths[:: max(1, len(calibration.paths) // 32)][:32])
-        size = spec.batch or 8
+        size = spec.batch or DEFAULT_BATCH_SIZE
         batches = [sample_batch(spec.input_size, size, pictures[i:] + pictures[:i]) for i in range(0, max(len(pictures), 1), size)]
         return verify_recall(spec.build(network), run, batches, options.postprocess, spec.nms)
-    tolerances = FP16_TOLERANCES if options.fp16 else float32_tolerances(network, spec.priors, batches, spec.sigmoid)
+    tolerances = FP16_TOLERANCES if options.precision == "fp16" else float32_tolerances(network, spec.priors, batches, spec.sigmoid)
     post = options.postprocess
     return verify(spec.build(network), run, batches, spec.nms, tolerances, post.score_threshold, post.iou_threshold)

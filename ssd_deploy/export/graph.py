@@ -13,7 +13,6 @@ import torch
 from torch import Tensor, nn
 
 from ..deploy import DecodeModule, DeployModule
-from ..errors import ExportError
 from ..postprocess import PostprocessConfig
 
 
@@ -99,9 +98,3 @@ class GraphSpec:
         else:
             graph = DecodedGraph(DecodeModule(network, self.priors, self.sigmoid), height, width, batch)
         return graph.eval()
-
-
-def require_device(device: str | torch.device, path: object) -> None:
-    """Fail with a clear message when ``device`` is CUDA and this machine has none."""
-    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
-        raise ExportError(path, f"device {device}: CUDA is not available here (no NVIDIA GPU or driver found)")

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..devices import torch_device_problem
 from .report import SkipCheck
 
 # Import name -> distribution, for what the checks need beyond torch, torchvision, numpy, onnx, cv2.
@@ -47,15 +48,7 @@ def needs(packages: dict[str, str]) -> None:
 def cuda_problem(device: str) -> str | None:
     """Why ``device`` cannot run the checks here, or None. ``cpu`` always can: a dry run of the
     checks themselves (the comparisons are then CPU against CPU)."""
-    if torch.device(device).type == "cpu":
-        return None
-    if not torch.cuda.is_available():
-        return f"no CUDA device (torch {torch.__version__}, torch.cuda.is_available() is False)"
-    index = torch.device(device).index or 0
-    if index >= torch.cuda.device_count():
-        return f"{device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-    return None
-
+    return torch_device_problem(device)
 
 
 def require_cuda(device: str) -> None:
@@ -73,12 +66,13 @@ def machine_facts(device: str) -> dict[str, Any]:
         "cuda (torch)": torch.version.cuda,
         "device": device,
     }
-    if torch.device(device).type == "cuda" and cuda_problem(device) is None:
+    problem = cuda_problem(device)
+    if torch.device(device).type == "cuda" and problem is None:
         index = torch.device(device).index or 0
         major, minor = torch.cuda.get_device_capability(index)
         facts["gpu"] = f"{torch.cuda.get_device_name(index)} (compute capability {major}.{minor})"
     else:
-        facts["gpu"] = cuda_problem(device)
+        facts["gpu"] = problem
     for module in ("torchvision", "numpy", "onnx", "cv2", "onnxruntime", "onnxscript"):
         facts[module] = _version(module)
     everything = {**CORE_PACKAGES, **EXPORT_PACKAGES, **TEST_PACKAGES, **OPTIONAL_PACKAGES}

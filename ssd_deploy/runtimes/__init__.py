@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from ..errors import RuntimeUnavailableError, SSDDeployError
+from ..pipeline import DEFAULT_BATCH_SIZE
 from .base import PRECISIONS, InputError, Runner
 from .detector import Detector, StageTimes
 from .registry import RUNTIMES, Availability, RuntimeSpec, get_runtime, require_available, runtime_for_file
@@ -34,7 +35,7 @@ def load(
     runtime: str = "auto",
     device: str = "cpu",
     precision: str = "auto",
-    max_batch: int = 8,
+    max_batch: int = DEFAULT_BATCH_SIZE,
     input_size: tuple[int, int] | None = None,
     min_score: float | None = None,
     **options: Any,

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..errors import ExportError
 from ..export import pt2 as pt2_format
-from ..export.graph import require_device
+from ..devices import file_device
 from .pytorch import availability as torch_availability
 from .registry import Availability
 from .torchscript import ExportedTorchRunner
@@ -60,7 +60,7 @@ def load_package(path: Path, device: str | torch.device = "cpu") -> Callable[[Te
     Raises:
         ExportError: a package of another device type, CUDA asked on a machine without it, or not a package.
     """
-    require_device(device, path)  # no CUDA here is the first thing to say
+    file_device(device, path)  # no CUDA here is the first thing to say
     check_compiled_device(path, pt2_format.read_metadata(path).get(pt2_format.DEVICE_KEY, "cpu"), device)
     runner = _load_package(path, device_index(device))
 

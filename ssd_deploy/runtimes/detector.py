@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import SSDDeployError
-from ..pipeline import Detections, preprocess, to_detections
+from ..pipeline import DEFAULT_BATCH_SIZE, Detections, preprocess, to_detections
 from ..postprocess import select_detections
 from .base import Runner
 
@@ -51,7 +51,7 @@ class Detector:
     """
 
     runner: Runner
-    max_batch: int = 8
+    max_batch: int = DEFAULT_BATCH_SIZE
     min_score: float | None = None
     last_times: StageTimes = field(default_factory=StageTimes)
 

@@ -27,7 +27,7 @@ from ..export.metadata import ExportMetadata
 from ..files import file_sha256
 from .tensorrt.options import DEFAULT_MAX_BATCH
 from .base import Runner, as_numpy_batch, as_torch_batch, check_precision
-from .devices import CPU_PROVIDER, CUDA_PROVIDER, TENSORRT_PROVIDER, Device, onnxruntime_device, onnxruntime_providers, require_cuda
+from ..devices import CPU_PROVIDER, CUDA_PROVIDER, TENSORRT_PROVIDER, Device, onnxruntime_device, onnxruntime_providers, require_cuda
 from .registry import Availability
 
 CPU, CUDA, TENSORRT = CPU_PROVIDER, CUDA_PROVIDER, TENSORRT_PROVIDER

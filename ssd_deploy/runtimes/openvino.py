@@ -19,7 +19,7 @@ import torch
 from ..errors import ExportError, RuntimeUnavailableError, SSDDeployError
 from ..export.metadata import ExportMetadata
 from .base import Runner, as_numpy_batch, check_precision
-from .devices import openvino_device
+from ..devices import openvino_device
 from .registry import Availability
 
 PRECISION_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}

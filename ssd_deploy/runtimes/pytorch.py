@@ -20,7 +20,7 @@ from ..export.api import describe_model
 from ..models import SSD
 from ..postprocess import PostprocessConfig
 from .base import Runner, as_torch_batch, check_precision
-from .devices import torch_device
+from ..devices import torch_device
 from .registry import Availability
 
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}

@@ -12,9 +12,9 @@ from torch import Tensor
 
 from ..errors import ExportError
 from ..export.formats import read_metadata
-from ..export.graph import require_device
+from ..devices import file_device
 from .base import Runner, as_torch_batch, check_precision
-from .devices import torch_device
+from ..devices import torch_device
 from .pytorch import availability as torch_availability
 from .registry import Availability
 
@@ -55,7 +55,7 @@ def load_module(path: Path, device: str | torch.device = "cpu") -> Callable[[Ten
     Raises:
         ExportError: CUDA asked on a machine without it, or not a loadable TorchScript file.
     """
-    require_device(device, path)
+    file_device(device, path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         try:

@@ -43,7 +43,7 @@ def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     """``auto`` -> this process's GPU if CUDA is available, else the CPU; errors name what is missing."""
     if device == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    from ..runtimes.pytorch import torch_device
+    from ..devices import torch_device
 
     chosen = torch_device("pytorch", device)  # the same checks (and messages) as running a model
     return torch.device("cuda", local_rank) if chosen.type == "cuda" and chosen.index is None else chosen

@@ -48,7 +48,7 @@ One job per module:
     limits.py      TensorRT's TopK and NMS limits, checked on the ONNX (pure onnx)
     machine.py     importing tensorrt, its logger, the CUDA device and GPU identity
     calibrator.py  the INT8 entropy calibrator (TensorRT 10)
-    build.py       build_engine, with the EfficientNMS plugin appended for nms='efficient'
+    build.py       build_engine, with the EfficientNMS plugin appended for efficient_nms
     runner.py      TensorRTRunner and open_runner (the runtime's entry point: load or build and cache)
 """
 
@@ -73,7 +73,6 @@ from .machine import cuda_index, gpu_identity, import_tensorrt, parse_device, we
 from .options import (
     DEFAULT_MAX_BATCH,
     ENGINE_PRECISIONS,
-    NMS_MODES,
     RUNTIME,
     EngineOptions,
     precision_mode,
@@ -89,7 +88,6 @@ __all__ = [
     "EFFICIENT_NMS",
     "ENGINE_PRECISIONS",
     "NMS_BOX_LIMIT",
-    "NMS_MODES",
     "RUNTIME",
     "SIDECAR_FORMAT",
     "TENSOR_ALIGNMENT",

@@ -1,5 +1,5 @@
 """Building an engine from an exported ONNX: parse, optimisation profile, precision flags and
-INT8 calibrator, and (``nms='efficient'``) the EfficientNMS plugin appended to the parsed network.
+INT8 calibrator, and (``efficient_nms``) the EfficientNMS plugin appended to the parsed network.
 
     model.onnx ─ checks (precision mode, Q/DQ, TensorRT's limits) ─ parse ─ [EfficientNMS] ─ profile,
         precision ─ build_serialized_network ─ x.engine + x.engine.json (written atomically)
@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...calibration import CalibrationBatches
 from ...files import atomic_write
 from ...errors import ExportError, RuntimeUnavailableError, SSDDeployError
 from ...export.formats import read_metadata
@@ -100,7 +99,7 @@ def _serialized_engine(trt: ModuleType, recipe: _Recipe, calibration_cache: Path
         builder = trt.Builder(logger)
         strongly_typed = recipe.mode == "as-exported" and metadata.precision != "fp32"
         network, parser = _parse_onnx(trt, builder, logger, recipe.onnx_path, strongly_typed)
-        if options.nms == "efficient":
+        if options.efficient_nms:
             _append_efficient_nms(trt, network, metadata, recipe.onnx_path, set_output_types=recipe.mode != "as-exported")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib * MIB)
@@ -111,7 +110,7 @@ def _serialized_engine(trt: ModuleType, recipe: _Recipe, calibration_cache: Path
         plan = builder.build_serialized_network(network, config)
         del parser  # holds the weights until the network is built
     if calibrator is not None and calibrator.error is not None:
-        raise SSDDeployError(f"{options.calibration_images}: INT8 calibration failed: {calibrator.error}") from calibrator.error
+        raise SSDDeployError(f"{options.calibration.folder}: INT8 calibration failed: {calibrator.error}") from calibrator.error
     if plan is None:
         raise SSDDeployError(
             f"{recipe.onnx_path}: TensorRT could not build an engine (its log above says why). Note: try more workspace_mib, or another precision"
@@ -145,7 +144,7 @@ def _append_efficient_nms(trt: ModuleType, network: Any, metadata: ExportMetadat
     FP16 or INT8 flag may otherwise give the plugin float16 inputs and outputs)."""
     outputs = {network.get_output(i).name: network.get_output(i) for i in range(network.num_outputs)}
     if set(outputs) != {"boxes", "scores"}:
-        raise ExportError(onnx_path, f"outputs {sorted(outputs)}. Note: nms='efficient' expects an export without NMS (boxes, scores)")
+        raise ExportError(onnx_path, f"outputs {sorted(outputs)}. Note: efficient_nms expects an export without NMS (boxes, scores)")
     boxes, scores = outputs["boxes"], outputs["scores"]
     for tensor in (boxes, scores):
         network.unmark_output(tensor)
@@ -208,9 +207,7 @@ def _set_precision(trt: ModuleType, builder: Any, config: Any, recipe: _Recipe, 
     config.set_calibration_profile(calibration_profile)
     calibrator = entropy_calibrator(
         trt,
-        lambda: CalibrationBatches.from_folder(
-            options.calibration_images, metadata.input_size, options.calibration_batch, options.calibration_count, metadata.resize
-        ),
+        lambda: options.calibration.batches(metadata.input_size, options.calibration_batch, metadata.resize),
         options.calibration_batch,
         calibration_cache,
         device,

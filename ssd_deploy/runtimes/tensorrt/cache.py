@@ -37,11 +37,12 @@ def _onnx_digest(onnx: bytes | str) -> str:
 def options_record(options: EngineOptions) -> dict[str, Any]:
     """``options`` as plain JSON data; the calibration settings only when they matter (int8)."""
     record = dataclasses.asdict(options)
+    del record["calibration"], record["calibration_batch"]
     if options.precision == "int8":
-        record["calibration_images"] = str(Path(options.calibration_images).resolve()) if options.calibration_images else None
-    else:
-        for name in ("calibration_images", "calibration_batch", "calibration_count"):
-            del record[name]
+        folder = options.calibration.folder
+        record["calibration_images"] = str(folder.resolve()) if folder is not None else None
+        record["calibration_batch"] = options.calibration_batch
+        record["calibration_count"] = options.calibration.count
     return record
 
 
@@ -116,7 +117,7 @@ def engine_record(
     EfficientNMS was appended.
     """
     engine_metadata = dataclasses.replace(
-        metadata, format=RUNTIME, precision=options.precision, nms=metadata.nms or options.nms == "efficient"
+        metadata, format=RUNTIME, precision=options.precision, nms=metadata.nms or options.efficient_nms
     )
     low, opt, high = profile_shapes(metadata, options)
     return {

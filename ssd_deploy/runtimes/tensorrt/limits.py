@@ -79,5 +79,5 @@ def check_limits(onnx_path: str | Path, metadata: ExportMetadata, compute_capabi
         limit = min(TOPK_LIMIT, nms_box_limit(compute_capability))
         raise SSDDeployError(
             f"{onnx_path}: beyond TensorRT's limits: {'; '.join(problems[:3])}. Note: export with topk_candidates "
-            f"<= {limit} (ssd-export --topk {limit}; it is {metadata.topk_candidates}), or without NMS and nms='efficient'"
+            f"<= {limit} (ssd-export --topk {limit}; it is {metadata.topk_candidates}), or without NMS and efficient_nms=True"
         )

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 
 from ...errors import RuntimeUnavailableError, SSDDeployError
-from ..devices import parse_device as parse_device_text
-from ..devices import resolve_cuda_index
+from ...devices import parse_device as parse_device_text
+from ...devices import resolve_cuda_index
 from .options import RUNTIME
 
 INSTALL_HINT = "Note: pip install 'ssd-deploy[gpu]' (TensorRT 10 or newer) on a machine with an NVIDIA GPU"

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
+from ...calibration import Calibration, as_calibration
 from ...errors import RuntimeUnavailableError, SSDDeployError
 from ...export.metadata import ExportMetadata
+from ...pipeline import DEFAULT_BATCH_SIZE
 
 RUNTIME = "tensorrt"
 ENGINE_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
-NMS_MODES = ("graph", "efficient")
-DEFAULT_MAX_BATCH = 8  # the Detector's default max_batch
-DEFAULT_CALIBRATION_BATCH = 8
+DEFAULT_MAX_BATCH = DEFAULT_BATCH_SIZE  # the Detector's default max_batch
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,12 @@ class EngineOptions:
             ``DEFAULT_MAX_BATCH`` (named apart from ``load(max_batch=...)``, which sets the
             Detector's batches and is not passed on).
         workspace_mib: most scratch GPU memory, in MiB, a layer's implementation may use.
-        nms: ``graph`` (the ONNX as exported) or ``efficient`` (EfficientNMS plugin appended to an
-            ONNX exported without NMS).
-        calibration_images: folder of images for INT8 calibration (int8 only).
+        efficient_nms: append TensorRT's EfficientNMS plugin to an ONNX exported without NMS
+            (otherwise the ONNX runs as exported, its own NMS included).
+        calibration: images for INT8 calibration (int8 only): a :class:`~ssd_deploy.calibration.Calibration`
+            (folder and count) or a folder.
         calibration_batch: images per calibration batch (int8 only); None: the ONNX's fixed batch,
-            else ``DEFAULT_CALIBRATION_BATCH`` within the profile.
-        calibration_count: most images used for calibration (spread over the folder, searched
-            recursively; see :class:`ssd_deploy.calibration.CalibrationBatches`).
+            else ``DEFAULT_BATCH_SIZE`` within the profile.
     """
 
     precision: str = "fp32"
@@ -48,26 +46,20 @@ class EngineOptions:
     profile_opt_batch: int | None = None
     profile_max_batch: int | None = None
     workspace_mib: int = 1024
-    nms: str = "graph"
-    calibration_images: Path | None = None
+    efficient_nms: bool = False
+    calibration: Calibration = Calibration()
     calibration_batch: int | None = None
-    calibration_count: int = 512
 
     def __post_init__(self) -> None:
         if self.precision not in ENGINE_PRECISIONS:
             raise SSDDeployError(f"EngineOptions: precision {self.precision!r}. Note: expected one of {', '.join(ENGINE_PRECISIONS)}")
-        if self.nms not in NMS_MODES:
-            raise SSDDeployError(f"EngineOptions: nms {self.nms!r}. Note: expected one of {', '.join(NMS_MODES)}")
         for name in ("profile_min_batch", "profile_opt_batch", "profile_max_batch", "calibration_batch"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise SSDDeployError(f"EngineOptions: {name} {value!r}. Note: expected a whole number of images, 1 or more")
-        if self.workspace_mib < 1 or self.calibration_count < 1:
-            raise SSDDeployError(
-                f"EngineOptions: workspace_mib {self.workspace_mib}, calibration_count {self.calibration_count}. Note: expected 1 or more"
-            )
-        if self.calibration_images is not None:
-            object.__setattr__(self, "calibration_images", Path(self.calibration_images))
+        if self.workspace_mib < 1:
+            raise SSDDeployError(f"EngineOptions: workspace_mib {self.workspace_mib}. Note: expected 1 or more")
+        object.__setattr__(self, "calibration", as_calibration(self.calibration))
 
 
 def resolve_options(metadata: ExportMetadata, options: EngineOptions, source: object = "EngineOptions") -> EngineOptions:
@@ -79,25 +71,25 @@ def resolve_options(metadata: ExportMetadata, options: EngineOptions, source: ob
         metadata: the ONNX's metadata. options: as given. source: names the ONNX in errors.
 
     Raises:
-        SSDDeployError: batches out of order or unlike a fixed batch, ``nms='efficient'`` on an ONNX
+        SSDDeployError: batches out of order or unlike a fixed batch, ``efficient_nms`` on an ONNX
             with NMS, int8 without calibration images.
     """
     low, opt, high = profile_batches(metadata, options, source)
     resolved = dataclasses.replace(options, profile_min_batch=low, profile_opt_batch=opt, profile_max_batch=high)
-    if options.nms == "efficient" and metadata.nms:
+    if options.efficient_nms and metadata.nms:
         raise SSDDeployError(
-            f"{source}: nms='efficient' appends EfficientNMS to decoded outputs, but this ONNX already has NMS. "
-            "Note: use nms='graph' (TensorRT runs its NonMaxSuppression), or export with nms=False"
+            f"{source}: efficient_nms appends EfficientNMS to decoded outputs, but this ONNX already has NMS. "
+            "Note: leave efficient_nms off (TensorRT runs its NonMaxSuppression), or export with nms=False"
         )
     if options.precision != "int8" or metadata.precision == "int8":  # a Q/DQ ONNX carries its scales
         return resolved
-    if options.calibration_images is None:
+    if options.calibration.folder is None:
         raise SSDDeployError(
-            f"{source}: int8 needs calibration images. Note: pass calibration_images=FOLDER (a few hundred typical images)"
+            f"{source}: int8 needs calibration images. Note: pass calibration=FOLDER (a few hundred typical images)"
         )
     calibration = options.calibration_batch
     if calibration is None:
-        calibration = metadata.batch or min(max(DEFAULT_CALIBRATION_BATCH, low), high)
+        calibration = metadata.batch or min(max(DEFAULT_BATCH_SIZE, low), high)
     if not low <= calibration <= high:
         raise SSDDeployError(f"{source}: calibration_batch {calibration}. Note: expected a batch the engine takes, {low} to {high}")
     return dataclasses.replace(resolved, calibration_batch=calibration)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...devices import NO_CUDA
 from ...errors import SSDDeployError
 from ...export.formats import read_metadata
 from ...export.metadata import INPUT_NAME
@@ -42,7 +43,7 @@ def availability() -> Availability:
     except ImportError as error:
         return Availability(False, reason=import_problem(error))
     if not torch.cuda.is_available():
-        return Availability(False, trt.__version__, reason="no CUDA device (torch.cuda.is_available() is False)")
+        return Availability(False, trt.__version__, reason=NO_CUDA)
     devices = tuple(f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count()))
     return Availability(True, trt.__version__, devices)
 
@@ -188,7 +189,7 @@ def open_runner(
         cache_dir: ONNX only; where engines are cached (default :func:`default_cache_dir`).
         rebuild: ONNX only; build even when the cache has the engine.
         **engine_options: ONNX only; the other fields of :class:`EngineOptions` (profile batches,
-            workspace_mib, nms, calibration_images, calibration_batch, calibration_count).
+            workspace_mib, efficient_nms, calibration, calibration_batch).
 
     Raises:
         RuntimeUnavailableError: device cpu, no TensorRT or GPU, or an unsupported precision.
@@ -238,7 +239,7 @@ def _cached_engine(
     if rebuild or not (engine.is_file() and sidecar_path(engine).is_file()):
         low, _, high = profile_batches(metadata, options, onnx_path)
         print(
-            f"tensorrt: building an engine ({precision}, batch {low}-{high}, nms {options.nms}) from {onnx_path} for {gpu[0]}; "
+            f"tensorrt: building an engine ({precision}, batch {low}-{high}, {'EfficientNMS' if options.efficient_nms else 'NMS as exported'}) from {onnx_path} for {gpu[0]}; "
             f"this takes a while once, then it is cached as {engine}",
             file=sys.stderr,
         )

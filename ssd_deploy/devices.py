@@ -1,13 +1,15 @@
-"""Device strings, read once for every runtime: ``cpu``, ``cuda``, ``cuda:N``, ``auto``, ``gpu.1``.
+"""Device strings, read once for every runtime, the exporters, training and the GPU check:
+``cpu``, ``cuda``, ``cuda:N``, ``auto``, ``gpu.1``.
 
-:func:`parse_device` reads the text; each runtime then maps it to its own words:
+:func:`parse_device` reads the text, :func:`cuda_problem` says why a CUDA device cannot run here;
+each runtime then maps the device to its own words:
 
     torch (pytorch, torchscript, aotinductor)  torch_device("cuda:1") -> torch.device("cuda", 1)
     ONNX Runtime                               onnxruntime_providers("cuda") -> [CUDA, CPU] providers
     OpenVINO                                   openvino_device("cuda", available) -> "GPU"
     TensorRT                                   resolve_cuda_index(...) -> the current CUDA device's index
 
-Only torch is imported here, so every runtime module can use it without its own package.
+Only torch is imported here, so every module can use it without importing a runtime.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Sequence
 
 import torch
 
-from ..errors import RuntimeUnavailableError
+from .errors import ExportError, RuntimeUnavailableError
 
 CPU_PROVIDER, CUDA_PROVIDER, TENSORRT_PROVIDER = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 
@@ -44,27 +46,55 @@ def parse_device(device: str | torch.device) -> Device | None:
     return Device(match.group(1), None if match.group(2) is None else int(match.group(2)))
 
 
+NO_CUDA = "CUDA is not available here (no NVIDIA GPU or driver found: torch.cuda.is_available() is False)"
+
+
+def cuda_problem(device: str | torch.device, index: int | None = None) -> str | None:
+    """Why the CUDA ``device`` (``index``: the N it names, None: any) cannot run here, or None."""
+    if not torch.cuda.is_available():
+        return f"device {device}: {NO_CUDA}"
+    if index is not None and index >= torch.cuda.device_count():
+        return f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+    return None
+
+
+def torch_device_problem(device: str | torch.device) -> str | None:
+    """Why ``device`` is no torch device this machine has (``cpu``, ``cuda``, ``cuda:N``), or None."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        return f"device {device!r} is not a torch device. Note: expected cpu, cuda or cuda:N"
+    if parsed.type == "cpu":
+        return None
+    if parsed.type != "cuda":
+        return f"device {device}: expected cpu or cuda"
+    return cuda_problem(device, parsed.index)
+
+
 def require_cuda(runtime: str, device: str | torch.device, index: int | None = None, check_index: bool = True) -> None:
     """RuntimeUnavailableError when ``device`` asks for CUDA and this machine has none, or (with
     ``check_index``) fewer CUDA devices than ``index`` needs."""
-    if not torch.cuda.is_available():
-        raise RuntimeUnavailableError(runtime, f"device {device}: CUDA is not available here (no NVIDIA GPU or driver found)")
-    if check_index and index is not None and index >= torch.cuda.device_count():
-        raise RuntimeUnavailableError(runtime, f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    problem = cuda_problem(device, index if check_index else None)
+    if problem:
+        raise RuntimeUnavailableError(runtime, problem)
 
 
 def torch_device(runtime: str, device: str | torch.device) -> torch.device:
     """``device`` as a torch device (``cpu``, ``cuda``, ``cuda:N``), or a RuntimeUnavailableError
     when it is another device type, or CUDA is asked for and missing."""
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise RuntimeUnavailableError(runtime, f"device {device!r} is not a torch device. Note: expected cpu, cuda or cuda:N") from None
-    if parsed.type == "cuda":
-        require_cuda(runtime, device, parsed.index)
-    elif parsed.type != "cpu":
-        raise RuntimeUnavailableError(runtime, f"device {device}: expected cpu or cuda")
-    return parsed
+    problem = torch_device_problem(device)
+    if problem:
+        raise RuntimeUnavailableError(runtime, problem)
+    return torch.device(device)
+
+
+def file_device(device: str | torch.device, path: object) -> torch.device:
+    """``device`` for exporting or loading the torch file ``path``: an ExportError naming the file
+    when it is no torch device this machine has."""
+    problem = torch_device_problem(device)
+    if problem:
+        raise ExportError(path, problem)
+    return torch.device(device)
 
 
 def resolve_cuda_index(runtime: str, device: str | torch.device, index: int | None) -> int:
