@@ -13,7 +13,7 @@ from torch import nn
 
 from ..calibration import CalibrationBatches
 from ..checkpoint import default_class_names, load_checkpoint
-from ..compare import Comparison
+from ..compare import FP16_TOLERANCES, Comparison, float32_tolerances, verify, verify_recall
 from ..deploy import CastNetwork
 from ..errors import ExportError, SSDDeployError
 from ..files import atomic_write
@@ -24,7 +24,7 @@ from .graph import GraphSpec, require_device
 from .metadata import ExportMetadata
 from .onnx import DEFAULT_OPSET, MIN_OPSET, read_model
 from .int8 import CALIBRATION_METHODS, QUANTIZERS, quantize_onnx
-from .verify import FP16_TOLERANCES, float32_tolerances, load_runner_function, read_pictures, sample_batch, verify, verify_recall
+from .verify import load_runner_function, read_pictures, sample_batch
 
 # Batch sizes run by --verify for a dynamic-batch file (a fixed-batch file runs its own size).
 DYNAMIC_VERIFY_BATCHES = (3, 1)
