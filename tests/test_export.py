@@ -24,13 +24,13 @@ from helpers import informative_init
 from ssd_deploy.checkpoint import save_checkpoint
 from ssd_deploy.cli import run_cli
 from ssd_deploy.cli.export import main as export_main
-from ssd_deploy.compare import Tolerances, compare_decoded, compare_detections
+from ssd_deploy.compare import FP32_TOLERANCES, Tolerances, compare_decoded, compare_detections
 from ssd_deploy.data.shapes import CLASS_NAMES, render_scene
 from ssd_deploy.deploy import DeployModule
 from ssd_deploy.errors import CheckpointError, ExportError, SSDDeployError
 from ssd_deploy.export import FORMATS, ExportOptions, export_model, get_format, read_metadata
 from ssd_deploy.export.graph import GraphSpec
-from ssd_deploy.export.verify import FP32_TOLERANCES, sample_batch
+from ssd_deploy.export.verify import sample_batch
 from ssd_deploy.models import create_model
 from ssd_deploy.postprocess import PostprocessConfig
 from ssd_deploy.runtimes import load as load_runtime

@@ -30,7 +30,7 @@ from ssd_deploy.runtimes import RUNTIMES, InputError, available, load, runtime_f
 
 # The runtimes issue's FP32 parity tolerances: same labels, IoU >= 0.99, scores within 1e-4.
 FP32_PARITY = Tolerances(box_atol=1e-3, score_atol=1e-4, min_iou=0.99)
-# Reduced precisions are judged as detectors (see ssd_deploy.export.verify.RecallCriterion): each
+# Reduced precisions are judged as detectors (see ssd_deploy.compare.RecallCriterion): each
 # run must find 95 % of the other's detections scoring above 0.1 (same label, IoU >= 0.5, score
 # above 0.05). This briefly trained model scores few objects above 0.3, hence 0.1. Measured on 16
 # scenes (about 400 detections): BF16 and FP16 (OpenVINO) 99.8-100 %, INT8 (NNCF or ONNX Runtime

@@ -1,7 +1,7 @@
 """``ssd-export --verify`` accepts every flagship model and still rejects real defects.
 
 Tolerances of a float32 file are derived from the model's own float32 rounding (PyTorch float32
-against float64, see ``ssd_deploy.export.verify.float32_tolerances``). The models here have spread
+against float64, see ``ssd_deploy.compare.float32_tolerances``). The models here have spread
 random weights, chosen per architecture so that scores are distinct and not saturated at 1.0 (ties
 make NMS order arbitrary and any comparison meaningless): ``informative_init`` (random BatchNorm
 statistics: an ill-conditioned network whose rounding is large, as the issue measured on
@@ -20,10 +20,10 @@ from torch import nn
 from torchvision.models.detection import ssd300_vgg16, ssdlite320_mobilenet_v3_large
 
 from helpers import informative_init
-from ssd_deploy.compare import Tolerances
+from ssd_deploy.compare import FP32_TOLERANCES, MAX_BOX_PIXELS, Tolerances, float32_tolerances, verify
 from ssd_deploy.export import ExportOptions, export_model
 from ssd_deploy.export.graph import GraphSpec
-from ssd_deploy.export.verify import FP32_TOLERANCES, MAX_BOX_PIXELS, float32_tolerances, sample_batch, verify
+from ssd_deploy.export.verify import sample_batch
 from ssd_deploy.models import create_model, list_architectures
 from ssd_deploy.postprocess import PostprocessConfig
 from ssd_deploy.runtimes.exported import load_function

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from ..artifacts import ExportSettings
 from ..calibration import Calibration, as_calibration
 from ..checkpoint import load_checkpoint
-from ..compare import detection_recall
+from ..compare import RecallCriterion, Tolerances, compare_decoded, mutual_recall
 from ..data.dataset import DetectionDataset, load_dataset
 from ..data.shapes import CLASS_NAMES as SHAPES_CLASS_NAMES
 from ..data.shapes import ensure_shapes_dataset
@@ -36,7 +36,11 @@ from .variants import Variant, is_checkpoint, plan_variants, prepare_variants
 # The default tolerances, in mAP points (0-100), per precision.
 DEFAULT_TOLERANCES = {"fp32": 0.1, "fp16": 0.5, "bf16": 0.5, "int8": 1.0}
 SHAPES_SEED = 11  # held-out scenes: neither the training nor the calibration seed
-CONFIDENT = 0.3  # "detections found" counts reference detections above this score
+# "Detections found" counts each run's detections above 0.3 found by the other (same label, IoU >= 0.5,
+# score above 0.2); parity is judged by mAP, so the criterion's min_recall is not applied.
+CONFIDENT = RecallCriterion(score_threshold=0.3, min_iou=0.5, score_margin=0.1)
+# The raw differences of the network outputs are reported, not judged: any size passes (only shapes must agree).
+RAW_REPORTED_ONLY = Tolerances(box_atol=float("inf"), score_atol=float("inf"), basis="reported, not judged (parity judges by mAP)")
 
 
 @dataclass(frozen=True)
@@ -210,12 +214,13 @@ def _compare(variant: Variant, evaluated: Evaluated, expected: Evaluated, tolera
     ok = all(delta is None or abs(delta) <= tolerance + 1e-9 for delta in deltas)
     box_diff = score_diff = None
     if evaluated.decoded is not None:
-        box_diff = float((evaluated.decoded[0] - expected.decoded[0]).abs().max())
-        score_diff = float((evaluated.decoded[1] - expected.decoded[1]).abs().max())
+        raw = compare_decoded(expected.decoded, evaluated.decoded, RAW_REPORTED_ONLY)
+        if not raw.ok:
+            raise SSDDeployError(f"{variant.label}: network outputs on the sample batch: {'; '.join(raw.problems)}")
+        box_diff, score_diff = raw.max_box_diff, raw.max_score_diff
     as_torch = [torch.from_numpy(np.asarray(evaluated.padded[name])) for name in NMS_OUTPUTS]
     reference = [torch.from_numpy(np.asarray(expected.padded[name])) for name in NMS_OUTPUTS]
-    found, of = detection_recall(reference, as_torch, CONFIDENT)
-    back, back_of = detection_recall(as_torch, reference, CONFIDENT)
+    (found, of), (back, back_of) = mutual_recall(reference, as_torch, CONFIDENT)
     return ParityRow(variant.runtime, variant.precision, str(variant.path), *evaluated.scores, *deltas, tolerance, box_diff, score_diff,
                      found, of, back, back_of, ok=ok)
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..calibration import Calibration, CalibrationBatches, as_calibration
 from ..checkpoint import default_class_names, load_checkpoint
-from ..compare import Comparison
+from ..compare import FP16_TOLERANCES, Comparison, float32_tolerances, verify, verify_recall
 from ..deploy import CastNetwork
 from ..devices import file_device
 from ..errors import ExportError, SSDDeployError
@@ -32,7 +32,7 @@ from .graph import GraphSpec
 from .metadata import ExportMetadata
 from .onnx import DEFAULT_OPSET, MIN_OPSET, read_model
 from .int8 import CALIBRATION_METHODS, QUANTIZERS, quantize_onnx
-from .verify import FP16_TOLERANCES, float32_tolerances, load_runner_function, read_pictures, sample_batch, verify, verify_recall
+from .verify import load_runner_function, read_pictures, sample_batch
 
 # What ``ExportOptions.precision`` may be (bf16 runs only from fp32 files: runtimes cast it).
 EXPORT_PRECISIONS = ("fp32", "fp16", "int8")

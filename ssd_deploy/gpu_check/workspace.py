@@ -70,7 +70,7 @@ def compare_with_cpu(reference: list[torch.Tensor], outputs: list[torch.Tensor],
     """How ``outputs`` agree with the CPU FP32 ``reference`` (padded detections of one batch).
 
     fp32: the same detections within :data:`CUDA_FP32`; fp16/bf16: judged as detectors, with the
-    criterion ssd-export uses for reduced precisions (:class:`~ssd_deploy.export.verify.RecallCriterion`:
+    criterion ssd-export uses for reduced precisions (:class:`~ssd_deploy.compare.RecallCriterion`:
     each run finds 85% of the other's detections scoring above 0.3, same label, IoU >= 0.5). The
     untrained models fill all 200 slots above 0.1, so a lower score would only count reshuffles
     at the capacity's edge (measured on the CPU: bf16 finds 87-88% above 0.3, 83% above 0.1).
@@ -78,8 +78,7 @@ def compare_with_cpu(reference: list[torch.Tensor], outputs: list[torch.Tensor],
     Raises:
         CheckFailed: beyond those bounds (the numbers are kept).
     """
-    from ..compare import Tolerances, compare_detections, detection_recall
-    from ..export.verify import RecallCriterion
+    from ..compare import INT8_CRITERION, Tolerances, compare_detections, mutual_recall
     from ..postprocess import PostprocessConfig
 
     post = PostprocessConfig()
@@ -89,9 +88,8 @@ def compare_with_cpu(reference: list[torch.Tensor], outputs: list[torch.Tensor],
         if not comparison.ok:
             raise CheckFailed(f"differs from CPU FP32: {'; '.join(comparison.problems[:3])}", numbers)
         return numbers
-    criterion = RecallCriterion()
-    found, total = detection_recall(reference, outputs, criterion.score_threshold, criterion.min_iou, criterion.score_margin)
-    back, back_total = detection_recall(outputs, reference, criterion.score_threshold, criterion.min_iou, criterion.score_margin)
+    criterion = INT8_CRITERION
+    (found, total), (back, back_total) = mutual_recall(reference, outputs, criterion)
     numbers = {"found": f"{found}/{total}", "found_back": f"{back}/{back_total}"}
     if total == 0 or back_total == 0:
         raise CheckFailed(f"no detections above {criterion.score_threshold} to compare (the model's scores collapsed)", numbers)

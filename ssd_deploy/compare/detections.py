@@ -1,4 +1,4 @@
-"""Comparing two runs of the same detector (exported vs eager, one runtime vs another).
+"""Comparing the outputs of two runs: padded detections as sets, decoded outputs element-wise.
 
 Detections are compared as sets, not by position: two correct NMS implementations may order equal
 scores differently. Each reference detection is matched to an unmatched detection of the other run
@@ -15,85 +15,19 @@ defect (every box moved by a pixel) would otherwise pass as a series of near-tie
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
+from .comparison import Comparison
+from .tolerances import Tolerances
 
 # Rounding changes a few detections near a threshold or an NMS near-tie (measured: at most 1 % of
 # the detections of a spread random SSDLite); a defect changes many.
 MAX_EXCUSED_FRACTION = 0.05
 MIN_EXCUSES_ALLOWED = 5  # an image or two with few detections may have a handful
-
-
-@dataclass(frozen=True)
-class Tolerances:
-    """Stated tolerances of a comparison.
-
-    Attributes:
-        box_atol: largest allowed coordinate difference (fractions of the image side).
-        score_atol: largest allowed score difference.
-        min_iou: smallest IoU between matched detections (padded outputs only).
-    """
-
-    box_atol: float = 1e-4
-    score_atol: float = 1e-5
-    min_iou: float = 0.999
-    basis: str = ""  # how the numbers were chosen, for reports (e.g. derived from float32 rounding)
-
-
-@dataclass
-class Comparison:
-    """Outcome of comparing two runs. ``problems`` lists each disagreement, one line each."""
-
-    kind: str  # "detections", "decoded" or "recall" (see detection_recall)
-    tolerances: Tolerances
-    images: int = 0
-    matched: int = 0
-    excused: int = 0
-    max_box_diff: float = 0.0
-    max_score_diff: float = 0.0
-    min_iou: float = 1.0
-    problems: list[str] = field(default_factory=list)
-    compared: int = 0  # "recall": confident detections looked for (matched of them were found)
-    excuse_example: str = ""  # the first excused detection and what differed, for messages
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def merge(self, other: Comparison) -> Comparison:
-        """Combine the comparisons of two batches."""
-        return Comparison(
-            self.kind,
-            self.tolerances,
-            self.images + other.images,
-            self.matched + other.matched,
-            self.excused + other.excused,
-            max(self.max_box_diff, other.max_box_diff),
-            max(self.max_score_diff, other.max_score_diff),
-            min(self.min_iou, other.min_iou),
-            self.problems + other.problems,
-            self.compared + other.compared,
-            self.excuse_example or other.excuse_example,
-        )
-
-    def summary(self) -> str:
-        """One line with the measured differences."""
-        text = f"{self.images} images, "
-        if self.kind == "recall":
-            return text + f"found {self.matched} of {self.compared} confident detections of each run in the other"
-        if self.kind == "detections":
-            text += f"{self.matched} detections matched ({self.excused} excused: near a threshold or NMS near-tie), min IoU {self.min_iou:.6f}, "
-        return text + f"max box diff {self.max_box_diff:.2e}, max score diff {self.max_score_diff:.2e}"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["ok"] = self.ok
-        return data
 
 
 def compare_decoded(reference: Sequence[Tensor], other: Sequence[Tensor], tolerances: Tolerances) -> Comparison:
@@ -137,8 +71,8 @@ def compare_detections(
         return result
     capacity = reference[1].shape[1]
     for image in range(result.images):
-        ref = _image_detections(reference, image)
-        out = _image_detections(other, image)
+        ref = image_detections(reference, image)
+        out = image_detections(other, image)
         _compare_image(ref, out, image, capacity, score_threshold, iou_threshold, result)
     total = result.matched + result.excused
     if result.excused > max(MIN_EXCUSES_ALLOWED, MAX_EXCUSED_FRACTION * total):
@@ -150,7 +84,8 @@ def compare_detections(
     return result
 
 
-def _image_detections(outputs: Sequence[Tensor], image: int) -> tuple[Tensor, Tensor, Tensor]:
+def image_detections(outputs: Sequence[Tensor], image: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Image ``image``'s detections of padded outputs ``(num, boxes, scores, labels)``: (boxes, scores, labels)."""
     count = int(outputs[0][image])
     return outputs[1][image, :count].float(), outputs[2][image, :count].float(), outputs[3][image, :count].long()
 
@@ -223,40 +158,3 @@ def _closest(mine: tuple[Tensor, Tensor, Tensor], i: int, theirs: tuple[Tensor, 
     if score_diff > tolerances.score_atol:
         differences.append(f"score differs by {score_diff:.2e} > {tolerances.score_atol:.1e}")
     return f"closest in the other run: {_describe(theirs, j)}" + (f" ({'; '.join(differences)})" if differences else " (already matched to another detection)")
-
-
-def detection_recall(
-    reference: Sequence[Tensor], other: Sequence[Tensor], score_threshold: float, min_iou: float = 0.5, score_margin: float = 0.1
-) -> tuple[int, int]:
-    """How many confident reference detections the other run also found, for lower precisions.
-
-    INT8 and BF16 move scores by a few hundredths, which reshuffles near-threshold detections, so
-    they are judged like a detector against ground truth: each reference detection scoring above
-    ``score_threshold`` needs a detection of the other run with the same label, IoU >= ``min_iou``
-    and a score above ``score_threshold - score_margin`` (one-to-one, best scores first).
-
-    Returns:
-        (found, total) over the batch of padded detections ``(num, boxes, scores, labels)``.
-    """
-    reference = [t.detach().cpu() for t in reference]
-    other = [t.detach().cpu() for t in other]
-    found = total = 0
-    for image in range(reference[0].shape[0]):
-        ref_boxes, ref_scores, ref_labels = _image_detections(reference, image)
-        boxes, scores, labels = _image_detections(other, image)
-        confident = ref_scores > score_threshold
-        ref_boxes, ref_labels = ref_boxes[confident], ref_labels[confident]
-        usable = scores > score_threshold - score_margin
-        boxes, labels = boxes[usable], labels[usable]
-        total += len(ref_labels)
-        if not len(ref_labels) or not len(labels):
-            continue
-        ious = torch.where(ref_labels[:, None] == labels[None, :], box_iou(ref_boxes, boxes), torch.zeros(()))
-        taken = torch.zeros(len(labels), dtype=torch.bool)
-        for i in range(len(ref_labels)):  # already in decreasing score order
-            candidates = ious[i].masked_fill(taken, -1.0)
-            j = int(candidates.argmax())
-            if candidates[j] >= min_iou:
-                taken[j] = True
-                found += 1
-    return found, total
