@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from . import __version__
+from .version import __version__
 from .errors import CheckpointError, SSDDeployError
 from .files import atomic_write
 from .models import SSD, ModelConfig, build_model

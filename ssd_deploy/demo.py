@@ -103,6 +103,8 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
                     lambda: _latency(checkpoint, val_dir, config))
 
     report_dir = out / "report"
+    # The benchmark files beside the cache, as ssd-bench writes them: the report links their plots.
+    bench_files = {"parity": parity.write(out / "bench"), "latency": latency.write(out / "bench")}
     pictures = _pictures(models["onnx"], val_dir, report_dir / "detections")
     timings["total_s"] = time.perf_counter() - started
     report = {
@@ -112,6 +114,7 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
         "parity": parity.to_dict(),
         "latency": latency.to_dict(),
         "pictures": [str(p) for p in pictures],
+        "bench_files": {step: {kind: str(path) for kind, path in files.items()} for step, files in bench_files.items()},
         "timings": timings,
         "config": {**dataclasses.asdict(config), "out": str(config.out)},
     }
@@ -274,6 +277,13 @@ def _pictures(model: Path, val_dir: Path, folder: Path, count: int = 4, min_scor
     return written
 
 
+def _bench_links(written: dict[str, str]) -> list[str]:
+    """The plot (when matplotlib drew it) and the tables of one benchmark, relative to ``report/``."""
+    names = {kind: f"../bench/{Path(path).name}" for kind, path in written.items()}
+    lines = [f"![{Path(names['png']).stem}]({names['png']})", ""] if "png" in names else []
+    return lines + ["Files: " + ", ".join(f"[{Path(name).name}]({name})" for kind, name in names.items() if kind != "png")]
+
+
 def _write_report(folder: Path, report: dict[str, Any], evaluation_table: str, parity: Any, latency: Any) -> None:
     training = report["training"]
     timings = report["timings"]
@@ -284,8 +294,8 @@ def _write_report(folder: Path, report: dict[str, Any], evaluation_table: str, p
         f"{training['images_per_s'] or 0:.1f} images/s){' (reused)' if training['reused'] else ''}; "
         f"best validation mAP@0.5 {training['best_map50'] or 0:.3f}. The whole demo took {timings['total_s'] / 60:.1f} min.", "",
         "## Evaluation (PyTorch FP32, held-out shapes)", "", evaluation_table, "",
-        "## Parity: mAP on every runtime", "", parity.markdown(), "", "![parity](../bench/parity.png)", "",
-        "## Latency", "", latency.markdown(), "", "![latency](../bench/latency.png)", "",
+        "## Parity: mAP on every runtime", "", parity.markdown(), "", *_bench_links(report["bench_files"]["parity"]), "",
+        "## Latency", "", latency.markdown(), "", *_bench_links(report["bench_files"]["latency"]), "",
         "## Training curves", "", "![curves](../train/curves.png)", "",
         "## Detections (ONNX Runtime, score ≥ 0.3)", "",
         *[f"![{Path(p).stem}](detections/{Path(p).name})" for p in report["pictures"]], "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -58,6 +59,31 @@ def to_bgr_uint8(image: np.ndarray, source: object = "<array>") -> np.ndarray:
     if image.shape[2] == 3:
         return image
     raise ImageReadError(source, f"{image.shape[2]} channels. Note: expected 1, 3 or 4")
+
+
+def is_single_image(value: object) -> bool:
+    """Whether ``value`` is one image as :func:`as_image` takes it (not a list of them)."""
+    pil = sys.modules.get("PIL.Image")  # a PIL image can only exist once PIL is imported
+    return isinstance(value, (np.ndarray, str, os.PathLike)) or (pil is not None and isinstance(value, pil.Image))
+
+
+def as_image(value: object, source: object = "<image>") -> np.ndarray:
+    """One image as a caller may give it, as an OpenCV array: an array as it is (pre-processing
+    converts gray, BGRA and 16-bit), a file path read by :func:`read_image`, or a PIL image
+    converted to BGR uint8.
+
+    Raises:
+        ImageReadError: naming the file (or ``source``) and the problem.
+    """
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return read_image(value)
+    pil = sys.modules.get("PIL.Image")
+    if pil is not None and isinstance(value, pil.Image):
+        return np.ascontiguousarray(np.asarray(value.convert("RGB"))[:, :, ::-1])
+    note = "; cv2.imread returns None for a file it cannot read" if value is None else ""
+    raise ImageReadError(source, f"not an image array ({type(value).__name__}{note}). Note: pass a file path, an OpenCV array or a PIL image")
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -3,7 +3,10 @@ second run reuses the dataset and the finished training run."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +34,14 @@ def test_demo_writes_a_report_and_reuses_work(tmp_path, capsys):
     assert saved["training"]["reused"] is False and len(saved["training"]["epochs"]) == 1
     runtimes = {row["runtime"] for row in saved["parity"]["results"]}
     assert {"torchscript", "onnxruntime"} <= runtimes
-    assert "Parity" in (report_dir / "README.md").read_text() and "parity" in first and "latency" in first
+    readme = (report_dir / "README.md").read_text()
+    assert "Parity" in readme and "parity" in first and "latency" in first
+    links = re.findall(r"\]\(([^)]+)\)", readme)  # every picture and file the report links exists
+    assert [link for link in links if not (report_dir / link).is_file()] == []
+    linked = {Path(link).name for link in links}
+    assert {"parity.md", "parity.json", "latency.md", "latency.csv", "latency.json", "curves.png"} <= linked
+    if importlib.util.find_spec("matplotlib"):
+        assert {"parity.png", "latency.png"} <= linked
     assert report["timings"]["total_s"] > 0
 
     run_demo(config)

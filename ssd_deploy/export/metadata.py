@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import __version__
+from ..version import __version__
 from ..errors import ExportError
 from ..postprocess.config import PostprocessConfig
 from ..resizing import DEFAULT_RESIZE, RESIZE_METHODS

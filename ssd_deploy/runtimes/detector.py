@@ -11,15 +11,20 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
 
-from ..errors import SSDDeployError
+from ..errors import ImageReadError, SSDDeployError
+from ..images import as_image, is_single_image
 from ..pipeline import DEFAULT_BATCH_SIZE, Detections, preprocess, to_detections
 from ..postprocess import select_detections
 from .base import Runner
+
+# One image as ``detect`` takes it: a file path, an OpenCV array or a PIL image (Any: PIL is
+# imported only by the callers who use it).
+ImageInput = Union[str, os.PathLike, np.ndarray, Any]
 
 
 @dataclass
@@ -87,32 +92,35 @@ class Detector:
         """The raw contract for a ready float32 [N, 3, H, W] batch; see :meth:`Runner.infer`."""
         return self.runner.infer(batch)
 
-    def detect(self, images: np.ndarray | Sequence[np.ndarray]) -> Detections | list[Detections]:
-        """Detect objects in one image or a list of images.
+    def detect(self, images: ImageInput | Sequence[ImageInput]) -> Detections | list[Detections]:
+        """Detect objects in one image or a list of images (calling the detector does the same).
 
         Args:
-            images: OpenCV images (BGR uint8 H x W x 3; gray, BGRA and 16-bit are converted),
-                each of any size; or a list of them.
+            images: an image or a list of them, each of any size: a file path, an OpenCV array
+                (BGR uint8 H x W x 3; gray, BGRA and 16-bit are converted) or a PIL image.
 
         Returns:
             For one image its :class:`Detections`, for a list one per image: boxes float32 [D, 4]
             xyxy in that image's pixels, scores, labels (1 ... C-1) and class names.
+
+        Raises:
+            SSDDeployError: an image that cannot be read (each named, before any is run), or no images.
         """
-        single = isinstance(images, np.ndarray)
-        if not single and (images is None or isinstance(images, (str, bytes, os.PathLike)) or not hasattr(images, "__iter__")):
+        single = is_single_image(images)
+        if not single and (images is None or isinstance(images, bytes) or not hasattr(images, "__iter__")):
             raise SSDDeployError(
-                f"Detector.detect: got {type(images).__name__}, not an image. Note: pass OpenCV arrays, e.g. "
-                "ssd_deploy.images.read_image(path) (cv2.imread returns None for a file it cannot read)"
+                f"Detector.detect: got {type(images).__name__}, not an image. Note: pass a file path, an OpenCV array, "
+                "a PIL image or a list of them (cv2.imread returns None for a file it cannot read)"
             )
-        batch_list = [images] if single else list(images)
-        if not batch_list:
-            raise SSDDeployError("Detector.detect: empty list of images. Note: pass an image or a list of images")
+        batch_list = _read_all([images] if single else list(images))
         times = StageTimes()
         results: list[Detections] = []
         for start in range(0, len(batch_list), self.batch_size):
             results.extend(self._detect_batch(batch_list[start : start + self.batch_size], times))
         self.last_times = times
         return results[0] if single else results
+
+    __call__ = detect
 
     def _detect_batch(self, images: Sequence[np.ndarray], times: StageTimes) -> list[Detections]:
         metadata = self.runner.metadata
@@ -149,3 +157,21 @@ class Detector:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _read_all(items: list[object]) -> list[np.ndarray]:
+    """Every image of a ``detect`` call as an array, read before any is run: each unreadable one
+    is named, one line each, in a single error (the call runs all or none)."""
+    if not items:
+        raise SSDDeployError("Detector.detect: empty list of images. Note: pass an image or a list of images")
+    images, problems = [], []
+    for index, item in enumerate(items):
+        try:
+            images.append(as_image(item, f"image {index}"))
+        except ImageReadError as error:
+            problems.append(str(error))
+    if len(problems) == 1 and len(items) == 1:
+        raise SSDDeployError(problems[0])
+    if problems:
+        raise SSDDeployError(f"{len(problems)} of {len(items)} images cannot be read: " + "; ".join(problems))
+    return images
