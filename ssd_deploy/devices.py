@@ -49,6 +49,15 @@ def parse_device(device: str | torch.device) -> Device | None:
 NO_CUDA = "CUDA is not available here (no NVIDIA GPU or driver found: torch.cuda.is_available() is False)"
 
 
+def resolve_auto(device: str, runtime: str | None = None) -> str:
+    """``auto`` (the console scripts' default) as the device a command runs on: OpenVINO keeps its
+    own AUTO device (it picks among what it sees); otherwise ``cuda`` when torch sees a CUDA
+    device, else ``cpu``. Any other device is returned as given."""
+    if str(device).strip().lower() != "auto" or runtime == "openvino":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def cuda_problem(device: str | torch.device, index: int | None = None) -> str | None:
     """Why the CUDA ``device`` (``index``: the N it names, None: any) cannot run here, or None."""
     if not torch.cuda.is_available():

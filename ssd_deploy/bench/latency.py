@@ -22,6 +22,7 @@ from ..artifacts import ExportSettings
 from ..calibration import Calibration, as_calibration
 from ..checkpoint import load_checkpoint
 from ..errors import SSDDeployError
+from ..models.hub import resolve_model
 from ..pipeline import preprocess
 from ..postprocess import PostprocessConfig
 from ..runtimes import Detector, StageTimes, load
@@ -137,7 +138,7 @@ def run_latency(
     images, unreadable = bench_images(config.images, max(config.batch_sizes), config.image_size)
     report = LatencyReport(rows=[], machine=machine_info(), settings=_settings(config, threads), unreadable_images=unreadable)
     log = tqdm.write if config.progress else (lambda _line: None)
-    paths = [Path(p) for p in inputs]
+    paths = [resolve_model(p) for p in inputs]
     _check_distinct_names(paths)
     for path in paths:
         if not path.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from typing import Callable
@@ -14,6 +15,18 @@ PRE_NMS_TOPK_HELP = (
     f"(default {DEFAULT_PRE_NMS_TOPK}); the detections are then the first ones of the exact result, all of them "
     "unless fewer than --max-det survive NMS among those candidates; 0: every candidate, exactly torchvision's selection"
 )
+
+DEVICE_HELP = "auto: CUDA when this machine has it, else the CPU; or cpu, cuda, cuda:N"
+
+
+def add_device_flag(parser: argparse.ArgumentParser, help: str = DEVICE_HELP) -> None:
+    """``--device``, ``auto`` by default in every console script (see :func:`ssd_deploy.devices.resolve_auto`)."""
+    parser.add_argument("--device", default="auto", help=help)
+
+
+def add_progress_flag(parser: argparse.ArgumentParser, help: str = "progress bars") -> None:
+    """``--progress/--no-progress``, on by default in every console script."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help=help)
 
 
 class _StderrHandler(logging.Handler):

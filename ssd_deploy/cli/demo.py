@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..demo import DEMO_TRAINING, DemoConfig, run_demo
-from . import run_cli
+from . import add_progress_flag, run_cli
 
 DEFAULTS = DemoConfig()
 
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         "training run with the same settings (or resumes an interrupted one) and says so.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--out", type=Path, default=DEFAULTS.out, help="demo folder: data/, train/, models/, bench/, report/")
+    parser.add_argument("--out", "--output", dest="out", type=Path, default=DEFAULTS.out, help="demo folder: data/, train/, models/, bench/, report/")
     parser.add_argument("--train-images", type=int, default=DEFAULTS.train_images, help="generated training images (320 x 320)")
     parser.add_argument("--val-images", type=int, default=DEFAULTS.val_images, help="generated held-out images for mAP and parity")
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="training epochs over the training images")
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--export-jobs", type=int, default=2, help="files exported at once, one process each "
                         "(AOTInductor compiles and ONNX exports are mostly single-threaded); 1: one at a time")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seed of the generated data and of training")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (log lines only)")
+    add_progress_flag(parser, "progress bars (--no-progress: log lines only)")
     return parser
 
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         runtimes=tuple(args.runtimes) if args.runtimes else None,
         precisions=tuple(args.precisions) if args.precisions else None,
         latency_warmup=args.latency_warmup, latency_iterations=args.latency_iterations,
-        threads=args.threads, export_jobs=args.export_jobs, seed=args.seed, progress=not args.no_progress,
+        threads=args.threads, export_jobs=args.export_jobs, seed=args.seed, progress=args.progress,
     )
     run_demo(config)
     return 0

@@ -23,12 +23,14 @@ from ..errors import ImageReadError, SSDDeployError
 from ..files import atomic_write
 from ..images import read_image, write_image
 from ..models import create_model, list_architectures
+from ..models.hub import resolve_model
 from ..pipeline import DEFAULT_BATCH_SIZE, Detections
 from ..postprocess import DEFAULT_PRE_NMS_TOPK, PostprocessConfig
 from ..runtimes import PRECISIONS, RUNTIMES, Detector, available, load, runtime_for_file
 from ..runtimes.pytorch import PyTorchRunner
 from ..sources import VIDEO_SUFFIXES, Frame, Source, VideoReader, VideoReadError, resolve_sources
-from . import PRE_NMS_TOPK_HELP, run_cli
+from ..devices import resolve_auto
+from . import DEVICE_HELP, PRE_NMS_TOPK_HELP, add_device_flag, add_progress_flag, run_cli
 from .outputs import check_output_folder, output_folder, result_names
 
 DEFAULT_SCORE = 0.3
@@ -63,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="model",
         type=Path,
         help="a checkpoint (from ssd-train, or a torchvision ssd300_vgg16 / ssdlite320_mobilenet_v3_large state "
-        "dict) or an exported file (.ts, .onnx, .pt2, TensorRT .engine, OpenVINO .xml)",
+        "dict) or an exported file (.ts, .onnx, .pt2, TensorRT .engine, OpenVINO .xml); the names ssd300_vgg16 / ssdlite320_mobilenet_v3_large alone find torchvision's COCO weights in the torch hub cache",
     )
     source.add_argument(
         "--arch",
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--seed", type=int, default=0, help="random seed for an untrained --arch model")
     runtime = parser.add_argument_group("runtime")
     runtime.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES], help="auto: picked from the model file's kind")
-    runtime.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...; OpenVINO also gpu, npu, auto")
+    add_device_flag(runtime, DEVICE_HELP + "; OpenVINO also gpu, npu (auto: its AUTO device)")
     runtime.add_argument(
         "--precision", default="auto", choices=["auto", *PRECISIONS], help="network arithmetic where the runtime and file support it; auto: the file's (fp32 for a checkpoint)"
     )
@@ -86,12 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     thresholds.add_argument("--iou", type=float, default=0.45, help="IoU threshold of the class-aware NMS (checkpoints only)")
     thresholds.add_argument("--max-det", type=int, default=PostprocessConfig().max_detections, help="maximum detections per image (checkpoints only)")
     thresholds.add_argument("--pre-nms-topk", type=int, default=DEFAULT_PRE_NMS_TOPK, help=PRE_NMS_TOPK_HELP + " (checkpoints only)")
-    parser.add_argument("--out", type=Path, default=Path("runs/detect"), help="output folder (never an input is overwritten)")
+    parser.add_argument("--out", "--output", dest="out", type=Path, default=Path("runs/detect"), help="output folder (never an input is overwritten)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images or video frames per network call (a fixed-batch file uses its own)")
     parser.add_argument("--classes", nargs="+", metavar="NAME_OR_LABEL", help="report only these classes: names as the model has them, or labels 1 ... C-1")
     parser.add_argument("--vid-stride", type=int, default=1, metavar="N", help="videos, cameras, streams: detect in every N-th frame only")
     parser.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True, help="search folders through their subfolders")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars (shown only when stderr is a terminal)")
+    add_progress_flag(parser, "progress bars (shown only when stderr is a terminal)")
     return parser
 
 
@@ -114,11 +116,12 @@ def _detector(args: argparse.Namespace) -> Detector:
         print(f"note: --arch {args.arch} without --model: the model is untrained (random weights)", file=sys.stderr)
         names = list(SHAPE_NAMES) if args.num_classes == len(SHAPE_NAMES) else default_class_names(args.num_classes)
         model = create_model(args.arch, num_classes=args.num_classes)
-        runner = PyTorchRunner(model, names, device=args.device, precision=args.precision, postprocess=postprocess)
+        runner = PyTorchRunner(model, names, device=resolve_auto(args.device), precision=args.precision, postprocess=postprocess)
         return Detector(runner, max_batch=args.batch_size)
+    args.model = resolve_model(args.model)
     name = runtime_for_file(args.model) if args.runtime == "auto" else args.runtime
     options = {"postprocess": postprocess, "expected_arch": args.arch} if name == "pytorch" else {}
-    detector = load(args.model, name, args.device, args.precision, max_batch=args.batch_size, **options)
+    detector = load(args.model, name, resolve_auto(args.device, name), args.precision, max_batch=args.batch_size, **options)
     try:
         detector.set_min_score(max(DEFAULT_SCORE, detector.metadata.score_threshold) if args.score is None else args.score)
     except SSDDeployError:
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     names = result_names([source.name_path() for source in sources], args.out, OUTPUT_SUFFIXES)
     detector = _detector(args)
     with detector:
-        run = _Run(detector, args.out, class_filter(args.classes, detector.class_names), args.vid_stride, args.no_progress or not sys.stderr.isatty())
+        run = _Run(detector, args.out, class_filter(args.classes, detector.class_names), args.vid_stride, not args.progress or not sys.stderr.isatty())
         output_folder(args.out)
         for problem in problems:
             tqdm.write(f"error: {problem}", file=sys.stderr)

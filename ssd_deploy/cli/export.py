@@ -13,7 +13,8 @@ from ..export.int8 import CALIBRATION_METHODS, QUANTIZERS
 from ..export.onnx import DEFAULT_OPSET, MIN_OPSET
 from ..export.verify import verification_images
 from ..postprocess import PostprocessConfig
-from . import PRE_NMS_TOPK_HELP, run_cli
+from ..devices import resolve_auto
+from . import PRE_NMS_TOPK_HELP, add_device_flag, run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         required=True,
         help="ssd-deploy checkpoint (from ssd-train) or a torchvision ssd300_vgg16 / "
-        "ssdlite320_mobilenet_v3_large state dict",
+        "ssdlite320_mobilenet_v3_large state dict; those two names alone find torchvision's COCO weights in the torch hub "
+        "cache (written to NAME.<suffix> here)",
     )
     parser.add_argument(
         "--format",
@@ -104,8 +106,18 @@ def _verify_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--verify-images", type=Path, help="image file or folder for --verify; default: generated shapes scenes"
     )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda: where export and verification run (pt2 is compiled for it)")
+    add_device_flag(
+        parser, "where export and verification run (pt2 is compiled for it): cpu, cuda, cuda:N; auto: CUDA, when this machine "
+        "has it, for the files made for a device (pt2 and fp16), else the CPU (TorchScript and ONNX files run anywhere)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result (path, metadata, verification) as JSON")
+
+
+def _device(args: argparse.Namespace) -> str:
+    """``--device``, with ``auto`` resolved: a device only where the file depends on it."""
+    if str(args.device).lower() == "auto" and args.format != "pt2" and args.precision != "fp16":
+        return "cpu"
+    return resolve_auto(args.device)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         precision=args.precision,
         verify=args.verify,
         verify_images=tuple(verification_images(args.verify_images)),
-        device=args.device,
+        device=_device(args),
         calibration=Calibration(args.calib, args.calib_images),
         int8_quantizer=args.int8_quantizer,
         int8_method=args.int8_method,

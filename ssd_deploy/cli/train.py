@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..training.config import ARCHITECTURES, DATA_FORMATS, OPTIMIZERS, SCHEDULES, TrainConfig
-from . import run_cli
+from . import DEVICE_HELP, run_cli
 from .outputs import check_output_folder
 
 DEFAULTS = TrainConfig()
@@ -57,7 +57,7 @@ OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any], str]] = [
     (("--clip-grad-norm",), "clip_grad_norm", {"type": float}, "clip the gradient norm to this (off by default)"),
     (("--amp",), "amp", {"type": _bool, "metavar": "BOOL"}, "mixed precision (float16 autocast + gradient scaling); default: on for CUDA"),
     (("--channels-last",), "channels_last", {"type": _bool, "metavar": "BOOL"}, "NHWC memory layout for the network (faster convolutions on CPU and with AMP)"),
-    (("--device",), "device", {}, "auto (CUDA if available), cpu, cuda, cuda:N"),
+    (("--device",), "device", {}, DEVICE_HELP),
     (("--workers",), "workers", {"type": int}, "data-loading processes per training process (0: load in the training process)"),
     (("--cache-images",), "cache_images", {"type": _bool, "metavar": "BOOL"}, "keep the resized training images in memory after their first read (3 x H x W bytes each; needs --augment false and --workers 0)"),
     (("--seed",), "seed", {"type": int}, "random seed (model init, data order, augmentation)"),
@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         default = getattr(DEFAULTS, name)
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
         keywords = {"default": None, **keywords}
+        if keywords.get("type") is _bool:  # --amp, --amp false and --no-amp alike, as in the other scripts
+            keywords.update(nargs="?", const=True)
+            parser.add_argument(f"--no-{flags[0][2:]}", dest=name, action="store_false", default=None, help=f"same as {flags[0]} false")
         parser.add_argument(*flags, dest=name, help=f"{text} (default: {shown})", **keywords)
     return parser
 

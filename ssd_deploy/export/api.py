@@ -25,6 +25,7 @@ from ..devices import file_device
 from ..errors import ExportError, SSDDeployError
 from ..files import atomic_write
 from ..models import SSD
+from ..models.hub import resolve_model
 from ..pipeline import DEFAULT_BATCH_SIZE
 from ..postprocess import PostprocessConfig
 from .formats import ExportFormat, get_format
@@ -203,9 +204,11 @@ def _resolve(
     """The model (loaded when given a checkpoint), its class names and the output path, checked."""
     get_format(options.format)  # an unknown format fails before the checkpoint is read
     if isinstance(model, (str, Path)):
-        checkpoint = Path(model)
+        checkpoint = resolve_model(model)
+        # torchvision's weights by name: the file is written in the current folder, not in the cache
+        beside = Path.cwd() / str(model) if checkpoint != Path(model) else checkpoint
         model, class_names, _ = load_checkpoint(checkpoint)
-        output = output or default_output(checkpoint, options)
+        output = output or default_output(beside, options)
         if Path(output).absolute() == checkpoint.absolute():  # e.g. --format torchscript --output model.pt
             raise ExportError(output, "is the checkpoint being exported. Note: give another output file name")
     if output is None:

@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any, Callable
 
 from ..errors import RuntimeUnavailableError, SSDDeployError
+from ..models.hub import resolve_model
 from ..pipeline import DEFAULT_BATCH_SIZE
 from .base import PRECISIONS, InputError, Runner
 from .detector import Detector, StageTimes
@@ -43,7 +44,8 @@ def load(
     """Load a model file on a runtime.
 
     Args:
-        path: a training checkpoint, or a file from ``ssd-export`` (``.ts``, ``.onnx``, ``.pt2``),
+        path: a training checkpoint, torchvision's COCO weights by name from the torch hub cache
+            (``ssd300_vgg16``, ``ssdlite320_mobilenet_v3_large``), or a file from ``ssd-export`` (``.ts``, ``.onnx``, ``.pt2``),
             a TensorRT engine (``.engine``/``.plan``) or an OpenVINO IR (``.xml``).
         runtime: ``auto`` (from the file, see :func:`runtime_for_file`) or a name in
             :data:`RUNTIMES`: pytorch, torchscript, aotinductor, onnxruntime, openvino, tensorrt.
@@ -59,7 +61,7 @@ def load(
         SSDDeployError: missing file, unknown runtime, a runtime not usable here (saying why), a
             file of the wrong kind for the runtime, or another input size than ``input_size``.
     """
-    path = Path(path)
+    path = resolve_model(path)
     _check_arguments(path, max_batch, precision)
     name = _runtime_for(path, runtime)
     open_runner = _open_runner(name, path, options)
