@@ -43,6 +43,10 @@ class Selection(nn.Module):
         self.max_detections = int(config.max_detections)
         self.topk_candidates = int(config.topk_candidates)
         self.pre_nms_topk = int(config.pre_nms_topk)
+        # The float32 just below the threshold as float32 scores compare with it (runtimes whose
+        # NMS keeps scores equal to the threshold, as OpenVINO's, then skip the raised scores too).
+        threshold = torch.tensor(self.score_threshold, dtype=torch.float32)
+        self.below_threshold = float(torch.nextafter(threshold, torch.tensor(float("-inf"))))
 
     def forward(self, boxes: Tensor, scores: Tensor) -> PaddedDetections:
         num_images, num_priors, num_classes = scores.size(0), scores.size(1), scores.size(2)
@@ -69,15 +73,21 @@ class Selection(nn.Module):
 
     def _pre_selected(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`_per_class`'s layout holding only candidates among the image's best
-        ``pre_nms_topk`` (prior, class) pairs; empty slots score -1 (below any threshold)."""
+        ``pre_nms_topk`` (prior, class) pairs; empty slots score below the threshold."""
         num_images, num_priors, groups = scores.size(0), scores.size(1), scores.size(2) - 1
-        best, index = scores[:, :, 1:].reshape(num_images, num_priors * groups).topk(self.pre_nms_topk, dim=1)
+        # Scores below the threshold are raised to just under it: they cannot be candidates either
+        # way, candidates keep their exact values, and a top-k over mostly equal values is much
+        # cheaper (in PyTorch and ONNX Runtime alike) when few pairs pass the threshold.
+        floored = scores[:, :, 1:].clamp(min=self.below_threshold)
+        best, index = floored.reshape(num_images, num_priors * groups).topk(self.pre_nms_topk, dim=1)
         prior = torch.div(index, groups, rounding_mode="floor")
         label = index - prior * groups
         # Rank of each pair within its class (pairs come by decreasing score): the per-class cap.
-        classes = torch.arange(groups, device=scores.device)
-        one_hot = (label.unsqueeze(2) == classes).to(torch.int32)
-        rank = one_hot.cumsum(dim=1).gather(2, label.unsqueeze(2)).squeeze(2) - 1
+        # Classes-major one-hot, so the running count runs along contiguous memory; float32 counts
+        # (at most pre_nms_topk, exact) cumulate faster than integers.
+        classes = torch.arange(groups, device=scores.device).reshape(1, groups, 1)
+        one_hot = (label.unsqueeze(1) == classes).to(torch.float32)
+        rank = one_hot.cumsum(dim=2).gather(1, label.unsqueeze(1)).squeeze(1).to(label.dtype) - 1
         k = min(self.topk_candidates, num_priors, self.pre_nms_topk)
         # Pairs past the cap go to one spare slot at the end, cut off below (their values collide there).
         slot = torch.where(rank < k, label * k + rank, torch.full_like(label, groups * k))
