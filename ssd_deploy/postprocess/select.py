@@ -83,11 +83,11 @@ class Selection(nn.Module):
         prior = torch.div(index, groups, rounding_mode="floor")
         label = index - prior * groups
         # Rank of each pair within its class (pairs come by decreasing score): the per-class cap.
-        # Classes-major one-hot, so the running count runs along contiguous memory; float32 counts
-        # (at most pre_nms_topk, exact) cumulate faster than integers.
-        classes = torch.arange(groups, device=scores.device).reshape(1, groups, 1)
-        one_hot = (label.unsqueeze(1) == classes).to(torch.float32)
-        rank = one_hot.cumsum(dim=2).gather(1, label.unsqueeze(1)).squeeze(1).to(label.dtype) - 1
+        # Counted in float32 (exact: at most pre_nms_topk), which PyTorch and ONNX Runtime
+        # cumulate faster than integers.
+        classes = torch.arange(groups, device=scores.device)
+        one_hot = (label.unsqueeze(2) == classes).to(torch.float32)
+        rank = one_hot.cumsum(dim=1).gather(2, label.unsqueeze(2)).squeeze(2).to(label.dtype) - 1
         k = min(self.topk_candidates, num_priors, self.pre_nms_topk)
         # Pairs past the cap go to one spare slot at the end, cut off below (their values collide there).
         slot = torch.where(rank < k, label * k + rank, torch.full_like(label, groups * k))
