@@ -79,7 +79,10 @@ class Selection(nn.Module):
         # way, candidates keep their exact values, and a top-k over mostly equal values is much
         # cheaper (in PyTorch and ONNX Runtime alike) when few pairs pass the threshold.
         floored = scores[:, :, 1:].clamp(min=self.below_threshold)
-        best, index = floored.reshape(num_images, num_priors * groups).topk(self.pre_nms_topk, dim=1)
+        size = self.pre_nms_topk
+        if not torch.jit.is_scripting():
+            size = self._eager_pre_selection_size(floored)
+        best, index = floored.reshape(num_images, num_priors * groups).topk(size, dim=1)
         prior = torch.div(index, groups, rounding_mode="floor")
         label = index - prior * groups
         # Rank of each pair within its class (pairs come by decreasing score): the per-class cap.
@@ -95,6 +98,17 @@ class Selection(nn.Module):
         slot_scores = slot_scores.scatter(1, slot, best)
         slot_prior = torch.zeros((num_images, groups * k + 1), dtype=prior.dtype, device=prior.device).scatter(1, slot, prior)
         return slot_scores[:, : groups * k].reshape(num_images, groups, k), slot_prior[:, : groups * k].reshape(num_images, groups, k)
+
+    @torch.jit.unused
+    def _eager_pre_selection_size(self, floored: Tensor) -> int:
+        """How many pairs the pre-selection's top-k takes: ``pre_nms_topk``, or in eager PyTorch
+        the most candidates of an image when that is fewer (the pairs past them can never be
+        candidates; a smaller top-k and rank count cost less, much less at high thresholds).
+        Graphs being traced, compiled or exported keep the static size."""
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return self.pre_nms_topk
+        most = int((floored > self.score_threshold).sum(dim=(1, 2)).max()) if floored.numel() > 0 else 0
+        return max(1, min(self.pre_nms_topk, most))
 
     def _best_kept(self, top_boxes: Tensor, top_scores: Tensor, keep: Tensor) -> PaddedDetections:
         """The best max_detections kept candidates of each image, by decreasing score, padded: a
