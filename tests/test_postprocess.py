@@ -325,3 +325,40 @@ def test_postprocess_config_refuses_negative_settings():
     with pytest.raises(ValueError, match="pre_nms_topk"):
         PostprocessConfig(pre_nms_topk=-1)
     assert PostprocessConfig(pre_nms_topk=50).exact == PostprocessConfig(pre_nms_topk=0)
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.6, 0.95])
+def test_eager_pre_selection_takes_no_more_than_the_candidates(threshold, monkeypatch):
+    # Eager PyTorch sizes the pre-selection's top-k by the most candidates of an image; the
+    # static size of exported graphs selects the same detections, and both equal the exact result.
+    boxes, scores = _inputs(seed=24, num_images=3, sharpness=2.0)
+    config = PostprocessConfig(score_threshold=threshold, iou_threshold=0.45, max_detections=50, topk_candidates=80, pre_nms_topk=600)
+    selection = Selection(config)
+    floored = scores[:, :, 1:].clamp(min=selection.below_threshold)
+    most = int((scores[:, :, 1:] > threshold).sum(dim=(1, 2)).max())
+    assert selection._eager_pre_selection_size(floored) == max(1, most) < 600
+    eager = selection(boxes, scores)
+    monkeypatch.setattr(Selection, "_eager_pre_selection_size", lambda self, floored: self.pre_nms_topk)
+    for ours, theirs in zip(eager, selection(boxes, scores)):
+        assert torch.equal(ours, theirs)
+    for ours, theirs in zip(eager, select_detections(boxes, scores, config.exact)):
+        assert torch.equal(ours, theirs)
+
+
+def test_many_classes_with_near_ties_equal_the_exact_reference(assert_same_detections):
+    # 91 classes, boxes chained at IoUs within rounding of the threshold: the eager operator's
+    # selection, with and without pre-selection, against per-image torchvision batched_nms.
+    from test_padded_nms import near_tie_groups
+
+    chained, _ = near_tie_groups(seed=25, num_images=2, groups=1, k=600)
+    boxes = chained.reshape(2, 600, 4)
+    generator = torch.Generator().manual_seed(25)
+    scores = torch.softmax(4.0 * torch.randn(2, 600, 91, generator=generator), dim=-1)
+    config = PostprocessConfig(score_threshold=0.01, iou_threshold=0.45, max_detections=200, topk_candidates=100, pre_nms_topk=0)
+    exact = select_detections(boxes, scores, config)
+    pre_selected = select_detections(boxes, scores, PostprocessConfig(0.01, 0.45, 200, 100, pre_nms_topk=3000))
+    for i in range(2):
+        expected = reference_detections(boxes[i], scores[i], config)
+        assert expected[1].numel() == 200
+        assert_same_detections(_image(exact, i), expected, box_atol=0.0, score_atol=0.0)
+        assert_same_detections(_image(pre_selected, i), expected, box_atol=0.0, score_atol=0.0)

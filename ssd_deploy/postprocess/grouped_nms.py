@@ -9,7 +9,9 @@ the square of all candidates of a batch, as one ``torchvision.ops.nms`` over off
 ``torch.export`` cannot express a loop over groups, so the selection is the custom operator
 ``ssd_deploy::grouped_nms`` (a torch.library op; candidate boxes and scores in, a keep mask out, static shapes):
 
-- eager PyTorch runs it with ``torchvision.ops.batched_nms``, one image at a time;
+- eager PyTorch runs it on CPU with :func:`ssd_deploy.postprocess.padded_nms.padded_grouped_nms`
+  (every group at once, bit for bit ``torchvision.ops.nms`` on each group), on other devices with
+  ``torchvision.ops.batched_nms``, one image at a time;
 - the ONNX exporter translates it to one ``NonMaxSuppression`` over ``N * G`` batches of one class
   (:func:`onnx_translation`), so ONNX files stay standard operators only;
 - TorchScript files use :func:`ssd_deploy.postprocess.tensor_nms.batched_nms_tensor` instead (they
@@ -23,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torchvision.ops import batched_nms, nms
+
+from .padded_nms import padded_grouped_nms
 
 OP_NAME = "ssd_deploy::grouped_nms"
 
@@ -40,6 +44,8 @@ def grouped_nms(boxes: Tensor, scores: Tensor, iou_threshold: float, score_thres
     Returns:
         Bool[N, G, k]: kept candidates.
     """
+    if scores.device.type == "cpu":
+        return padded_grouped_nms(boxes, scores, iou_threshold, score_threshold)
     keep = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
     for image in range(scores.shape[0]):
         group, index = (scores[image] > score_threshold).nonzero(as_tuple=True)

@@ -6,7 +6,8 @@ above the threshold take part, and NMS runs within each (image, class) group. Th
 built chooses its backend by name (:data:`NMS_BACKENDS`):
 
 - ``operator``: the custom operator ``ssd_deploy::grouped_nms`` (:mod:`.grouped_nms`). Eager
-  PyTorch runs it with torchvision; the ONNX exporter translates it to one standard
+  PyTorch runs it with :mod:`.padded_nms` on CPU (all groups at once) and torchvision on other
+  devices; the ONNX exporter translates it to one standard
   ``NonMaxSuppression``, which ONNX Runtime, OpenVINO and TensorRT run in native code.
 - ``tensor``: plain tensor code (:mod:`.tensor_nms`), for TorchScript files, which must load in
   LibTorch without torchvision's (or our) operator library.

@@ -43,6 +43,10 @@ class Selection(nn.Module):
         self.max_detections = int(config.max_detections)
         self.topk_candidates = int(config.topk_candidates)
         self.pre_nms_topk = int(config.pre_nms_topk)
+        # The float32 just below the threshold as float32 scores compare with it (runtimes whose
+        # NMS keeps scores equal to the threshold, as OpenVINO's, then skip the raised scores too).
+        threshold = torch.tensor(self.score_threshold, dtype=torch.float32)
+        self.below_threshold = float(torch.nextafter(threshold, torch.tensor(float("-inf"))))
 
     def forward(self, boxes: Tensor, scores: Tensor) -> PaddedDetections:
         num_images, num_priors, num_classes = scores.size(0), scores.size(1), scores.size(2)
@@ -69,15 +73,24 @@ class Selection(nn.Module):
 
     def _pre_selected(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`_per_class`'s layout holding only candidates among the image's best
-        ``pre_nms_topk`` (prior, class) pairs; empty slots score -1 (below any threshold)."""
+        ``pre_nms_topk`` (prior, class) pairs; empty slots score below the threshold."""
         num_images, num_priors, groups = scores.size(0), scores.size(1), scores.size(2) - 1
-        best, index = scores[:, :, 1:].reshape(num_images, num_priors * groups).topk(self.pre_nms_topk, dim=1)
+        # Scores below the threshold are raised to just under it: they cannot be candidates either
+        # way, candidates keep their exact values, and a top-k over mostly equal values is much
+        # cheaper (in PyTorch and ONNX Runtime alike) when few pairs pass the threshold.
+        floored = scores[:, :, 1:].clamp(min=self.below_threshold)
+        size = self.pre_nms_topk
+        if not torch.jit.is_scripting():
+            size = self._eager_pre_selection_size(floored)
+        best, index = floored.reshape(num_images, num_priors * groups).topk(size, dim=1)
         prior = torch.div(index, groups, rounding_mode="floor")
         label = index - prior * groups
         # Rank of each pair within its class (pairs come by decreasing score): the per-class cap.
+        # Counted in float32 (exact: at most pre_nms_topk), which PyTorch and ONNX Runtime
+        # cumulate faster than integers.
         classes = torch.arange(groups, device=scores.device)
-        one_hot = (label.unsqueeze(2) == classes).to(torch.int32)
-        rank = one_hot.cumsum(dim=1).gather(2, label.unsqueeze(2)).squeeze(2) - 1
+        one_hot = (label.unsqueeze(2) == classes).to(torch.float32)
+        rank = one_hot.cumsum(dim=1).gather(2, label.unsqueeze(2)).squeeze(2).to(label.dtype) - 1
         k = min(self.topk_candidates, num_priors, self.pre_nms_topk)
         # Pairs past the cap go to one spare slot at the end, cut off below (their values collide there).
         slot = torch.where(rank < k, label * k + rank, torch.full_like(label, groups * k))
@@ -85,6 +98,17 @@ class Selection(nn.Module):
         slot_scores = slot_scores.scatter(1, slot, best)
         slot_prior = torch.zeros((num_images, groups * k + 1), dtype=prior.dtype, device=prior.device).scatter(1, slot, prior)
         return slot_scores[:, : groups * k].reshape(num_images, groups, k), slot_prior[:, : groups * k].reshape(num_images, groups, k)
+
+    @torch.jit.unused
+    def _eager_pre_selection_size(self, floored: Tensor) -> int:
+        """How many pairs the pre-selection's top-k takes: ``pre_nms_topk``, or in eager PyTorch
+        the most candidates of an image when that is fewer (the pairs past them can never be
+        candidates; a smaller top-k and rank count cost less, much less at high thresholds).
+        Graphs being traced, compiled or exported keep the static size."""
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return self.pre_nms_topk
+        most = int((floored > self.score_threshold).sum(dim=(1, 2)).max()) if floored.numel() > 0 else 0
+        return max(1, min(self.pre_nms_topk, most))
 
     def _best_kept(self, top_boxes: Tensor, top_scores: Tensor, keep: Tensor) -> PaddedDetections:
         """The best max_detections kept candidates of each image, by decreasing score, padded: a
