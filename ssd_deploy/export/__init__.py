@@ -7,9 +7,9 @@
 The exported contract is described in :mod:`ssd_deploy.export.metadata`.
 """
 
-from .api import EXPORT_PRECISIONS, ExportOptions, ExportResult, default_output, describe_model, export_int8_from_float, export_model
+from .api import EXPORT_PRECISIONS, ExportOptions, ExportResult, default_output, export_int8_from_float, export_model
 from .formats import FORMATS, ExportFormat, format_of_file, get_format, read_metadata
-from .metadata import CONTRACT_VERSION, ExportMetadata
+from .metadata import CONTRACT_VERSION, ExportMetadata, describe_model
 
 __all__ = [
     "CONTRACT_VERSION",

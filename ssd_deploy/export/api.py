@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from ..pipeline import DEFAULT_BATCH_SIZE
 from ..postprocess import PostprocessConfig
 from .formats import ExportFormat, get_format
 from .graph import GraphSpec
-from .metadata import ExportMetadata
+from .metadata import ExportMetadata, describe_model
 from .onnx import DEFAULT_OPSET, MIN_OPSET, read_model
 from .int8 import CALIBRATION_METHODS, QUANTIZERS, quantize_onnx
 from .verify import load_runner_function, read_pictures, sample_batch
@@ -46,7 +47,7 @@ class ExportOptions:
     """What to export and how; the defaults are ``ssd-export``'s.
 
     Attributes:
-        format: ``torchscript``, ``onnx`` or ``pt2`` (see :data:`ssd_deploy.export.FORMATS`).
+        format: ``torchscript``, ``onnx``, ``pt2`` or ``openvino`` (see :data:`ssd_deploy.export.FORMATS`).
         nms: padded detections out (True) or decoded boxes and scores (False).
         dynamic_batch: free batch dimension; otherwise the file takes exactly ``batch`` images.
         batch: the fixed batch size (and the example batch when dynamic).
@@ -222,9 +223,21 @@ def _resolve(
 
 
 def _write(plan: _Plan, options: ExportOptions, result: ExportResult, float_onnx: Path | None = None) -> ExportResult:
-    """Write the file atomically (see :func:`_write_checked`)."""
+    """Write the file atomically (see :func:`_write_checked`), with the files it needs beside it
+    (an IR's ``.bin``) moved into place just before it."""
+    companions = plan.export_format.companions
+
+    def write(tmp: Path) -> None:
+        try:
+            _write_checked(tmp, plan, options, result, float_onnx)
+            for made, final in zip(companions(tmp), companions(plan.output)):
+                os.replace(made, final)
+        finally:
+            for made in companions(tmp):
+                made.unlink(missing_ok=True)
+
     try:
-        atomic_write(plan.output, lambda tmp: _write_checked(tmp, plan, options, result, float_onnx))
+        atomic_write(plan.output, write)
     except OSError as error:
         raise ExportError(plan.output, f"cannot write the file: {error.strerror or error}") from None
     return result
@@ -286,7 +299,10 @@ def _check_options(options: ExportOptions, output: Path) -> None:
     if options.batch < 1:
         raise SSDDeployError(f"--batch {options.batch}: expected 1 or more images")
     file_device(options.device, output)
-    if options.format == "onnx" and options.opset < MIN_OPSET:
+    package = get_format(options.format).package
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise SSDDeployError(f"--format {options.format} needs the {package} package. Note: pip install {package}")
+    if options.format in ("onnx", "openvino") and options.opset < MIN_OPSET:
         raise SSDDeployError(f"--opset {options.opset}: too old. Note: ssd-deploy exports ONNX opset {MIN_OPSET} or newer")
     suffixes = {get_format(options.format).suffix} | ({".pt"} if options.format == "torchscript" else set())
     if output.suffix.lower() not in suffixes:
@@ -307,40 +323,6 @@ def _check_options(options: ExportOptions, output: Path) -> None:
             raise SSDDeployError(f"--int8-method {options.int8_method!r}: expected one of {', '.join(CALIBRATION_METHODS)}")
     if output.exists() and output.is_dir():
         raise ExportError(output, "is a folder. Note: give a file name")
-
-
-def describe_model(
-    model: SSD,
-    class_names: list[str],
-    postprocess: PostprocessConfig = PostprocessConfig(),
-    nms: bool = True,
-    batch: int | None = None,
-    precision: str = "fp32",
-    format: str = "pytorch",
-) -> ExportMetadata:
-    """The :class:`ExportMetadata` an export of ``model`` with these settings carries.
-
-    Runtimes that run a checkpoint directly use it too, so every runtime is described alike.
-    """
-    config = model.config
-    return ExportMetadata(
-        format=format,
-        arch=config.arch,
-        class_names=tuple(class_names),
-        input_size=config.input_size,
-        mean=config.mean,
-        std=config.std,
-        nms=nms,
-        score_threshold=postprocess.score_threshold,
-        iou_threshold=postprocess.iou_threshold,
-        max_detections=postprocess.max_detections,
-        topk_candidates=postprocess.topk_candidates,
-        pre_nms_topk=postprocess.pre_nms_topk,
-        batch=batch,
-        precision=precision,
-        model_config=config.to_dict(),
-        resize=config.resize,
-    )
 
 
 def _calibration(options: ExportOptions, input_size: tuple[int, int], resize: str) -> CalibrationBatches | None:

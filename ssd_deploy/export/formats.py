@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -11,6 +11,9 @@ from ..lookup import lookup
 from .metadata import ExportMetadata
 # Each writer module by name, not ``from . import``: that would run this package's __init__,
 # which imports this module back.
+from .openvino_ir import companion_files as ir_companion_files
+from .openvino_ir import read_metadata as read_ir_metadata
+from .openvino_ir import write as write_ir
 from .onnx import read_metadata as read_onnx_metadata
 from .onnx import write as write_onnx
 from .pt2 import read_metadata as read_pt2_metadata
@@ -24,6 +27,8 @@ class ExportFormat:
     """An export format: its file suffix, its writer, and how to read a file's metadata.
 
     ``write(network, spec, example, path, metadata, **options)`` takes the ``options`` named.
+    ``companions(path)``: the other files a file of this format needs beside it (an OpenVINO IR's
+    ``.bin``), written with it. ``package``: the Python package writing it needs, when optional.
     Files are loaded by the runtimes (:func:`ssd_deploy.runtimes.load`), never here.
     """
 
@@ -33,6 +38,8 @@ class ExportFormat:
     write: Callable[..., None]
     options: tuple[str, ...]
     read_metadata: Callable[[Path], dict[str, str]]
+    companions: Callable[[Path], tuple[Path, ...]] = field(default=lambda path: ())
+    package: str | None = None
 
 
 FORMATS = {
@@ -47,6 +54,10 @@ FORMATS = {
     "pt2": ExportFormat(
         "pt2", ".pt2", "torch.export program compiled by AOTInductor (Python or C++ AOTIModelPackageLoader)",
         write_pt2, (), read_pt2_metadata,
+    ),
+    "openvino": ExportFormat(
+        "openvino", ".xml", "OpenVINO IR (.xml + .bin beside it, FP32 weights unless --fp16), converted from the ONNX export",
+        write_ir, ("opset",), read_ir_metadata, ir_companion_files, "openvino",
     ),
 }
 
@@ -64,7 +75,7 @@ def format_of_file(path: Path) -> ExportFormat:
             return export_format
     if suffix == ".pt":
         return FORMATS["torchscript"]
-    raise SSDDeployError(f"{path}: unknown exported-file suffix {suffix!r}; expected one of .ts/.pt, .onnx, .pt2")
+    raise SSDDeployError(f"{path}: unknown exported-file suffix {suffix!r}; expected one of .ts/.pt, .onnx, .pt2, .xml")
 
 
 def read_metadata(path: str | Path) -> ExportMetadata:

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..version import __version__
 from ..errors import ExportError
 from ..postprocess.config import PostprocessConfig
 from ..resizing import DEFAULT_RESIZE, RESIZE_METHODS
+from ..version import __version__
+
+if TYPE_CHECKING:  # only named in a signature: the models need not be imported to read metadata
+    from ..models import SSD
 
 CONTRACT_VERSION = 1
 INPUT_NAME = "images"
@@ -170,3 +173,37 @@ class ExportMetadata:
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise ExportError(source, f"malformed ssd-deploy metadata ({error!r})") from None
+
+
+def describe_model(
+    model: SSD,
+    class_names: list[str],
+    postprocess: PostprocessConfig = PostprocessConfig(),
+    nms: bool = True,
+    batch: int | None = None,
+    precision: str = "fp32",
+    format: str = "pytorch",
+) -> ExportMetadata:
+    """The :class:`ExportMetadata` an export of ``model`` with these settings carries.
+
+    Runtimes that run a checkpoint directly use it too, so every runtime is described alike.
+    """
+    config = model.config
+    return ExportMetadata(
+        format=format,
+        arch=config.arch,
+        class_names=tuple(class_names),
+        input_size=config.input_size,
+        mean=config.mean,
+        std=config.std,
+        nms=nms,
+        score_threshold=postprocess.score_threshold,
+        iou_threshold=postprocess.iou_threshold,
+        max_detections=postprocess.max_detections,
+        topk_candidates=postprocess.topk_candidates,
+        pre_nms_topk=postprocess.pre_nms_topk,
+        batch=batch,
+        precision=precision,
+        model_config=config.to_dict(),
+        resize=config.resize,
+    )

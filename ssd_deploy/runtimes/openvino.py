@@ -1,4 +1,4 @@
-"""Exported ONNX (or an OpenVINO IR ``.xml`` converted from it) on OpenVINO: CPU; GPU, NPU where present.
+"""Exported ONNX, or an OpenVINO IR ``.xml`` (``ssd-export --format openvino``, or converted from the ONNX), on OpenVINO: CPU; GPU, NPU where present.
 
 OpenVINO reads the ONNX file as exported, NMS included, and keeps its metadata (``metadata_props``)
 in the model's ``rt_info["framework"]``, also in an IR converted with ``ovc model.onnx`` or
@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..devices import openvino_device
 from ..errors import ExportError, RuntimeUnavailableError, SSDDeployError
 from ..export.metadata import ExportMetadata
+from ..export.openvino_ir import model_metadata as ir_metadata
 from .base import Runner, as_numpy_batch, check_precision
-from ..devices import openvino_device
 from .registry import Availability
 
 PRECISION_HINTS = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
 APPLIED_PRECISIONS = {hint: precision for precision, hint in PRECISION_HINTS.items()}
-RT_INFO_KEY = "framework"  # where OpenVINO keeps an ONNX file's metadata_props
 
 
 def availability() -> Availability:
@@ -38,10 +38,7 @@ def availability() -> Availability:
 
 def model_metadata(model: Any, path: Path) -> ExportMetadata:
     """The ssd-deploy metadata OpenVINO kept from the exported ONNX (``rt_info["framework"]``)."""
-    if RT_INFO_KEY not in model.get_rt_info():
-        raise ExportError(path, "no ssd-deploy metadata in this model. Note: convert an ONNX file from ssd-export")
-    strings = {key: value.astype(str) for key, value in model.get_rt_info([RT_INFO_KEY]).astype(dict).items()}
-    return ExportMetadata.from_strings(strings, path)
+    return ExportMetadata.from_strings(ir_metadata(model, path), path)
 
 
 class OpenVINORunner(Runner):

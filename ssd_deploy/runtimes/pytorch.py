@@ -16,7 +16,7 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..deploy import CastNetwork, DeployModule
-from ..export.api import describe_model
+from ..export.metadata import describe_model
 from ..models import SSD
 from ..postprocess import PostprocessConfig
 from .base import Runner, as_torch_batch, check_precision
