@@ -53,7 +53,7 @@ def test_auto_device_is_cuda_when_there_is_one(monkeypatch, cuda):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     expected = "cuda" if cuda else "cpu"
     assert resolve_auto("auto") == resolve_auto("AUTO", "onnxruntime") == expected
-    assert resolve_auto("auto", "openvino") == "auto"  # OpenVINO's own AUTO device picks among what it sees
+    assert resolve_auto("auto", "openvino") == "cpu"  # a CUDA GPU is no OpenVINO device
     assert resolve_auto("cuda:1") == "cuda:1" and resolve_auto("cpu") == "cpu"
     parser = export.build_parser()
     for argv, device in ((["--format", "onnx"], "cpu"), (["--format", "torchscript"], "cpu"), (["--format", "pt2"], expected),

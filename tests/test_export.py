@@ -148,7 +148,8 @@ def test_pt2_metadata_is_read_without_loading_and_its_device_is_checked(exported
     assert metadata[pt2.DEVICE_KEY] == "cpu" and json.loads(metadata["arch"]) == "ssdlite_mobilenet_v2"
     assert read_metadata(path) == exported["pt2"].metadata and loads == []
     with monkeypatch.context() as patch, pytest.raises(ExportError, match=r"compiled for cpu, asked to run on cuda:1. Note: run it with device='cpu'"):
-        patch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine: the device check is next
+        patch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine with two GPUs: the device check is next
+        patch.setattr(torch.cuda, "device_count", lambda: 2)
         aotinductor.load_package(path, "cuda:1")
     assert loads == []
     run = aotinductor.load_package(path, "cpu")

@@ -265,9 +265,10 @@ def test_precision_defaults_to_the_files(files):
 
 def test_bad_images_and_batches_are_named(files):
     with load(files["fixed"]) as detector:
-        for bad in (None, "street.jpg"):
-            with pytest.raises(SSDDeployError, match="not an image. Note: pass OpenCV arrays"):
-                detector.detect(bad)
+        with pytest.raises(SSDDeployError, match="not an image. Note: pass a file path, an OpenCV array, a PIL image"):
+            detector.detect(None)
+        with pytest.raises(SSDDeployError, match="^street.jpg: no such file"):  # a path is read, and named when it cannot be
+            detector.detect("street.jpg")
         with pytest.raises(SSDDeployError, match="empty list of images"):
             detector.detect([])
         with pytest.raises(ImageReadError, match="image 1: not an image array"):

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--seed", type=int, default=0, help="random seed for an untrained --arch model")
     runtime = parser.add_argument_group("runtime")
     runtime.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES], help="auto: picked from the model file's kind")
-    add_device_flag(runtime, DEVICE_HELP + "; OpenVINO also gpu, npu (auto: its AUTO device)")
+    add_device_flag(runtime, DEVICE_HELP + "; OpenVINO also gpu, npu (auto: cpu)")
     runtime.add_argument(
         "--precision", default="auto", choices=["auto", *PRECISIONS], help="network arithmetic where the runtime and file support it; auto: the file's (fp32 for a checkpoint)"
     )

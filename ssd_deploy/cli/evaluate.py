@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--images-dir", help="image folder of COCO/CSV annotations when not beside them")
     parser.add_argument("--skip-bad-data", action="store_true", help="skip unreadable images and bad boxes (counted) instead of stopping")
     parser.add_argument("--runtime", default="auto", choices=["auto", *RUNTIMES], help="auto: picked from the model file's kind")
-    add_device_flag(parser, DEVICE_HELP + "; OpenVINO also gpu, npu (auto: its AUTO device)")
+    add_device_flag(parser, DEVICE_HELP + "; OpenVINO also gpu, npu (auto: cpu)")
     parser.add_argument("--precision", default="auto", choices=["auto", *PRECISIONS], help="network arithmetic where supported; auto: the file's")
     parser.add_argument("--score", type=float, default=PAPER.score_threshold, help="checkpoints: score threshold")
     parser.add_argument("--iou", type=float, default=PAPER.iou_threshold, help="checkpoints: NMS IoU threshold")
