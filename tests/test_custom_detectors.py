@@ -151,3 +151,116 @@ def test_custom_focal_model_exports_and_runs_like_presets(fastai_file, tmp_path)
         assert np.abs(got.scores - want.scores).max() <= 1e-5
         assert np.abs(got.boxes - want.boxes).max() <= 1e-2  # pixels
     assert math.isclose(float(actual[0].scores.max()), float(expected[0].scores.max()), rel_tol=1e-5)
+
+
+# --- Any torchvision classification network as the backbone (torchvision.models.feature_extraction)
+
+RESNET34_FASTAI = """\
+backbone: resnet34
+input_size: [224, 224]
+feature_maps: [[4, 4], [2, 2], [1, 1]]
+zooms: [0.7, 1.0, 1.3]
+ratios: [[1.0, 1.0], [1.0, 0.5], [0.5, 1.0]]
+"""
+
+
+@pytest.mark.parametrize(
+    "name, taps",
+    [
+        ("resnet34", ("layer2.3.relu_1", "layer3.5.relu_1", "layer4.2.relu_1")),
+        # Not layer3.0.relu: the 1x1 conv opening layer3 still runs at stride 8.
+        ("resnet50", ("layer2.3.relu_2", "layer3.5.relu_2", "layer4.2.relu_2")),
+        ("mobilenet_v3_large", ("features.6.add", "features.12.add", "features.16")),
+        ("efficientnet_b0", ("features.3.1.add", "features.5.2.add", "features.8")),
+    ],
+)
+def test_default_taps_are_the_stage_outputs_at_strides_8_16_32(name, taps):
+    from ssd_deploy.models.tapped import default_taps
+
+    assert default_taps(name) == taps
+
+
+def test_tapped_maps_equal_torchvision_feature_extractor_with_imagenet_weights(tmp_path):
+    """ImageNet weights of the classifier load key for key; the maps are torchvision's own."""
+    import torchvision
+    from torchvision.models.feature_extraction import create_feature_extractor
+
+    from ssd_deploy.models import create_model
+
+    torch.manual_seed(0)
+    classifier = torchvision.models.resnet18(weights=None).eval()
+    weights = tmp_path / "resnet18-imagenet.pth"
+    torch.save(classifier.state_dict(), weights)
+    model = create_model("resnet18", backbone_weights=weights, num_classes=5).eval()
+    assert model.config.taps == ("layer2.1.relu_1", "layer3.1.relu_1", "layer4.1.relu_1")
+    reference = create_feature_extractor(classifier, return_nodes=list(model.config.taps))
+    x = torch.rand(2, 3, 300, 300)
+    with torch.no_grad():
+        got = model.backbone(x)
+        want = list(reference(x).values())
+    # The same modules run the same float32 kernels on the same input: equal bit for bit.
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+    assert [tuple(f.shape[-2:]) for f in got] == [(38, 38), (19, 19), (10, 10), (5, 5), (3, 3), (2, 2)]
+    assert model.backbone.out_channels == (128, 256, 512, 512, 256, 256)
+
+
+def test_fastai_lesson_on_resnet34_with_named_taps(tmp_path):
+    """The lesson's grids on ResNet34: modules as taps, the 4x4 / 2x2 / 1x1 maps from the extras."""
+    path = tmp_path / "resnet34.yaml"
+    path.write_text(RESNET34_FASTAI + "taps: [layer2, layer3, layer4]\n")
+    config = custom_config(load_prior_file(path), num_classes=21)
+    assert config.arch == "resnet34" and config.taps == ("layer2", "layer3", "layer4")
+    # ResNet34 at 224: 28, 14, 7 tapped, then 4, 2, 1 from the extra blocks.
+    assert config.feature_indices == (3, 4, 5)
+    model = build_model(config)
+    assert model.priors.shape == (189, 4)
+    loc, logits = model(torch.rand(2, 3, 224, 224))  # training mode: BatchNorm needs 2 images at 1x1
+    assert loc.shape == (2, 189, 4) and logits.shape == (2, 189, 21)
+
+
+def test_tapped_model_checkpoint_export_and_onnx_runtime(tmp_path):
+    """A tapped classifier saves, reloads (taps in the config) and runs in ONNX Runtime as in PyTorch."""
+    pytest.importorskip("onnxruntime")
+    from helpers import informative_init
+
+    from ssd_deploy.checkpoint import load_checkpoint, save_checkpoint
+    from ssd_deploy.export import ExportOptions, export_model, read_metadata
+    from ssd_deploy.models import create_model
+
+    model = informative_init(create_model("resnet18", num_classes=4, input_size=(160, 160)), seed=2).eval()
+    checkpoint = tmp_path / "resnet18.pt"
+    save_checkpoint(checkpoint, model, class_names=["__background__", "a", "b", "c"])
+    reloaded = load_checkpoint(checkpoint)[0].eval()
+    assert reloaded.config == model.config
+    x = torch.rand(1, 3, 160, 160)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(reloaded(x), model(x)))
+    onnx_path = tmp_path / "resnet18.onnx"
+    result = export_model(reloaded, onnx_path, ExportOptions(format="onnx"))
+    assert result.verification is not None and result.verification.ok
+    assert read_metadata(onnx_path).model_config["taps"] == list(model.config.taps)
+
+
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: build_model(custom_config(load_prior_file_text("backbone: resnet_34\n"), 3)), "not a torchvision classification|unknown"),
+        (lambda: __import__("ssd_deploy.models", fromlist=["x"]).create_model("resnet18", taps=["layer9"]), r"taps \['layer9'\] are neither graph nodes"),
+        (lambda: __import__("ssd_deploy.models", fromlist=["x"]).create_model("ssd300_vgg16", taps=["features.22"]), "taps are for torchvision classification networks"),
+        (lambda: __import__("ssd_deploy.models", fromlist=["x"]).create_model("squeezenet1_0"), "no feature map at output stride 32. Note: name the taps"),
+    ],
+    ids=["unknown-network", "unknown-tap", "taps-on-preset", "no-stride-32"],
+)
+def test_bad_tapped_backbones(build, message):
+    with pytest.raises(ConfigError, match=message):
+        build()
+
+
+def load_prior_file_text(head: str):
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp()) / "priors.yaml"
+    path.write_text(head + "input_size: [224, 224]\nfeature_maps: [[7, 7]]\nscales: [0.2, 0.5]\n")
+    return load_prior_file(path)

@@ -333,3 +333,19 @@ def test_process_group_waits_longer_than_nccls_default(monkeypatch):
     assert joined["timeout"] == distributed.PROCESS_GROUP_TIMEOUT > timedelta(minutes=10)
     distributed.init_distributed("cpu", timeout=timedelta(hours=3))
     assert joined["timeout"] == timedelta(hours=3)
+
+
+def test_ssd_train_on_a_torchvision_classifier_by_name(tiny_data, tmp_path):
+    """--arch resnet18: torchvision's classifier tapped at strides 8, 16, 32 trains like a preset
+    and its checkpoint records the taps."""
+    out = tmp_path / "resnet18"
+    code = run_cli(train_main, [
+        "--arch", "resnet18", "--data", str(tiny_data / "train"), "--val", str(tiny_data / "val"), "--out", str(out),
+        "--input-size", "96", "96", "--batch-size", "8", "--epochs", "1", "--workers", "0", "--no-progress",
+        "--no-tensorboard", "--precise-bn-images", "0",
+    ])
+    assert code == 0
+    model, names, _ = load_checkpoint(out / "last.pt")
+    assert model.config.arch == "resnet18"
+    assert model.config.taps == ("layer2.1.relu_1", "layer3.1.relu_1", "layer4.1.relu_1")
+    assert names[1:] == ["circle", "square", "triangle", "star", "ring"]

@@ -26,7 +26,7 @@ def _bool(text: str) -> bool:
 # (flags, field, argparse keywords, help). Defaults come from TrainConfig; only flags given
 # override the config file.
 OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any], str]] = [
-    (("--arch",), "arch", {"choices": ARCHITECTURES}, "architecture; custom: backbone and priors from a --priors file"),
+    (("--arch",), "arch", {"metavar": "ARCH"}, f"architecture: a preset ({', '.join(ARCHITECTURES[:-1])}), any torchvision classification network by name (resnet34, efficientnet_b0, ...: its stride 8/16/32 maps plus extra blocks), or custom: backbone and priors from a --priors file"),
     (("--input-size",), "input_size", {"type": int, "nargs": 2, "metavar": ("HEIGHT", "WIDTH")}, "network input in pixels (default: the architecture's, e.g. 300 or 320)"),
     (("--priors",), "priors", {}, "prior style of the preset (paper, torchvision) or a YAML/JSON prior file (own feature maps, scales, ratios)"),
     (("--backbone-weights",), "backbone_weights", {}, "local torchvision ImageNet state dict for the backbone (e.g. vgg16-397923af.pth); nothing is downloaded"),

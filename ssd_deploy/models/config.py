@@ -33,6 +33,8 @@ class ModelConfig:
         resize: how images are resized to ``input_size`` before the network (see
             :mod:`ssd_deploy.pipeline`): ``opencv`` for models trained here, ``torchvision`` for
             torchvision's detection weights.
+        taps: for an ``arch`` that is a torchvision classification network, the graph nodes
+            whose outputs are the feature maps (:mod:`ssd_deploy.models.tapped`); None for presets.
     """
 
     arch: str
@@ -45,6 +47,7 @@ class ModelConfig:
     feature_indices: tuple[int, ...] | None = None
     score_function: str = "softmax"
     resize: str = DEFAULT_RESIZE
+    taps: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         check_resize(self.resize, "ModelConfig")
@@ -77,6 +80,7 @@ class ModelConfig:
             "feature_indices": None if self.feature_indices is None else list(self.feature_indices),
             "score_function": self.score_function,
             "resize": self.resize,
+            "taps": None if self.taps is None else list(self.taps),
         }
 
     @classmethod
@@ -94,6 +98,7 @@ class ModelConfig:
                 feature_indices=None if data.get("feature_indices") is None else tuple(int(i) for i in data["feature_indices"]),
                 score_function=str(data.get("score_function", "softmax")),
                 resize=str(data.get("resize", DEFAULT_RESIZE)),
+                taps=None if data.get("taps") is None else tuple(str(t) for t in data["taps"]),
             )
         except (KeyError, TypeError, IndexError, ValueError) as error:
             raise ConfigError(f"model config: missing or malformed field ({error!r})") from error

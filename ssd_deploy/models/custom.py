@@ -1,10 +1,12 @@
-"""Custom detectors: a prior layout written as data (YAML or JSON) on any preset backbone.
+"""Custom detectors: a prior layout written as data (YAML or JSON) on any backbone.
 
 SSD lessons and tutorials design priors by hand, e.g. the fastai lesson's 4x4 / 2x2 / 1x1 grids
-with 9 priors per cell (3 zooms x 3 ratios). A prior file says which backbone to use, the input
-size and the layout; the detector built from it exports and runs like the presets::
+with 9 priors per cell (3 zooms x 3 ratios) on ResNet34. A prior file says which backbone to use,
+the input size and the layout; the detector built from it exports and runs like the presets::
 
-    backbone: ssdlite_mobilenet_v2      # any registered architecture
+    backbone: resnet34                  # a preset, or any torchvision classification network
+    # taps: [layer2, layer3, layer4]    # optional, classification networks only: the graph
+    #                                   # nodes giving the maps (default: stride 8/16/32 outputs)
     input_size: [224, 224]              # (height, width)
     feature_maps: [[4, 4], [2, 2], [1, 1]]
     # one of three ways to give the prior sizes:
@@ -31,18 +33,20 @@ from ..priors import PriorConfig, Size
 
 _KNOWN_KEYS = {
     "backbone", "input_size", "feature_maps", "zooms", "ratios", "scales", "aspect_ratios",
-    "explicit_sizes", "feature_indices", "steps", "clip",
+    "explicit_sizes", "feature_indices", "steps", "clip", "taps",
 }
 
 
 @dataclass(frozen=True)
 class CustomLayout:
-    """What a prior file describes: backbone preset, input (height, width), priors, map indices."""
+    """What a prior file describes: backbone, input (height, width), priors, map indices and,
+    for a torchvision classification network, the graph nodes tapped for its maps."""
 
     backbone: str
     input_size: Size
     priors: PriorConfig
     feature_indices: tuple[int, ...] | None = None
+    taps: tuple[str, ...] | None = None
 
 
 def zoom_ratio_sizes(
@@ -103,11 +107,14 @@ def load_prior_file(path: str | Path) -> CustomLayout:
         priors = PriorConfig.from_dict(prior_data)
         indices = data.get("feature_indices")
         indices = None if indices is None else tuple(int(i) for i in indices)
+        taps = data.get("taps")
+        if taps is not None and (not isinstance(taps, list) or not all(isinstance(t, str) for t in taps)):
+            raise ConfigError(f"taps: expected a list of graph node names, found {taps!r}")
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None
     except (TypeError, ValueError, KeyError) as error:
         raise ConfigError(f"{path}: malformed prior layout ({error})") from None
-    return CustomLayout(str(data["backbone"]), (height, width), priors, indices)
+    return CustomLayout(str(data["backbone"]), (height, width), priors, indices, None if taps is None else tuple(taps))
 
 
 def custom_config(layout: CustomLayout, num_classes: int, score_function: str = "softmax") -> Any:
@@ -121,4 +128,5 @@ def custom_config(layout: CustomLayout, num_classes: int, score_function: str = 
         priors=layout.priors,
         feature_indices=layout.feature_indices,
         score_function=score_function,
+        taps=layout.taps,
     )

@@ -2,7 +2,9 @@
 
 Each preset says which backbone and head to build, its default input size, normalisation and
 prior layouts. Prior layouts are named "styles": ``paper`` (the SSD paper's SSD300 table) and
-``torchvision`` (torchvision's / NVIDIA's layout for that architecture).
+``torchvision`` (torchvision's / NVIDIA's layout for that architecture). Any torchvision
+classification network is an architecture too, by its name (``resnet34``, ``efficientnet_b0``):
+its feature maps are tapped from its graph (:mod:`ssd_deploy.models.tapped`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .heads import DetectionHead
 from .mobilenet import SSDLITE_NORM, mobilenet_v2_backbone, mobilenet_v3_large_backbone
 from .resnet import ResNet50Backbone
 from .ssd import SSD
+from .tapped import TappedBackbone, default_taps, head_kind, is_classifier
 from .vgg import VGG16Backbone
 
 PriorStyle = Callable[[tuple[Size, ...]], PriorConfig]
@@ -66,12 +69,34 @@ def list_architectures() -> list[str]:
 
 
 def get_arch(name: str) -> ArchSpec:
-    """The spec of ``name``, or a ConfigError suggesting the closest names."""
+    """The spec of ``name`` (a preset or a torchvision classification network), or a
+    ConfigError suggesting the closest names."""
+    if name not in _REGISTRY and is_classifier(name):
+        return _tapped_spec(name)
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(f"architecture {name!r} is unknown.{hint} Note: known: {', '.join(list_architectures())}")
+        raise ConfigError(
+            f"architecture {name!r} is unknown.{hint} Note: known: {', '.join(list_architectures())}, or any "
+            "torchvision classification network (torchvision.models.list_models())"
+        )
     return _REGISTRY[name]
+
+
+def _tapped_spec(name: str) -> ArchSpec:
+    """A torchvision classifier as an SSD (mobile networks with SSDLite's head, at 320)."""
+    light = head_kind(name) == "ssdlite"
+    return ArchSpec(
+        name=name,
+        make_backbone=lambda config: TappedBackbone(name, config.taps),
+        head=head_kind(name),
+        input_size=(320, 320) if light else (300, 300),
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        prior_styles={"torchvision": torchvision_ssdlite_priors, "paper": _paper_style},
+        default_prior_style="torchvision" if light else "paper",
+        description=f"torchvision's {name} classifier tapped at strides 8, 16, 32, then extra blocks",
+    )
 
 
 def _paper_style(feature_maps: tuple[Size, ...]) -> PriorConfig:
@@ -132,7 +157,9 @@ register(
 )
 
 
-def feature_map_sizes(arch: str, input_size: Size, reduced_tail: bool = False, partial: bool = False) -> tuple[Size, ...]:
+def feature_map_sizes(
+    arch: str, input_size: Size, reduced_tail: bool = False, partial: bool = False, taps: Sequence[str] | None = None
+) -> tuple[Size, ...]:
     """(height, width) of each backbone feature map for ``input_size``, computed on the meta
     device (shapes only, no arithmetic).
 
@@ -140,7 +167,7 @@ def feature_map_sizes(arch: str, input_size: Size, reduced_tail: bool = False, p
     (a custom prior layout may not need the rest) instead of an error.
     """
     spec = get_arch(arch)
-    probe = ModelConfig(arch, 2, tuple(input_size), paper_ssd300_priors(), reduced_tail=reduced_tail)
+    probe = ModelConfig(arch, 2, tuple(input_size), paper_ssd300_priors(), reduced_tail=reduced_tail, taps=_taps(arch, taps))
     with torch.device("meta"):
         backbone = spec.make_backbone(probe).eval()
         while True:
@@ -157,7 +184,16 @@ def feature_map_sizes(arch: str, input_size: Size, reduced_tail: bool = False, p
     return sizes
 
 
-# Nine parameters: the public preset constructor; create_model(arch, **overrides) passes its
+def _taps(arch: str, taps: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The taps of a tapped classifier (its default ones when not given); None for presets."""
+    if arch in _REGISTRY:
+        if taps is not None:
+            raise ConfigError(f"{arch}: taps are for torchvision classification networks, not the presets")
+        return None
+    return tuple(taps) if taps is not None else default_taps(arch)
+
+
+# Ten parameters: the public preset constructor; create_model(arch, **overrides) passes its
 # keywords here, so users' calls name them one by one and the signature stays.
 def make_config(
     arch: str,
@@ -169,6 +205,7 @@ def make_config(
     reduced_tail: bool = False,
     feature_indices: Sequence[int] | None = None,
     score_function: str = "softmax",
+    taps: Sequence[str] | None = None,
 ) -> ModelConfig:
     """Build a :class:`ModelConfig` from a preset, filling in what is not given.
 
@@ -181,11 +218,14 @@ def make_config(
         feature_indices: with a custom ``PriorConfig``, which backbone maps it uses; by default
             the first maps, in order, whose sizes equal the prior config's ``feature_maps``.
         score_function: "softmax" (the paper) or "sigmoid" (focal-loss training).
+        taps: for a torchvision classification network, the graph nodes giving its feature maps
+            (default: its stage outputs at strides 8, 16, 32); recorded in the config.
     """
     spec = get_arch(arch)
     size = tuple(input_size) if input_size is not None else spec.input_size
+    taps = _taps(arch, taps)
     try:
-        maps = feature_map_sizes(arch, size, reduced_tail, partial=isinstance(priors, PriorConfig))
+        maps = feature_map_sizes(arch, size, reduced_tail, partial=isinstance(priors, PriorConfig), taps=taps)
     except (RuntimeError, ValueError) as error:
         raise ConfigError(f"{arch}: input size {size} is too small for this backbone ({error})") from error
     indices: tuple[int, ...] | None = None
@@ -207,6 +247,7 @@ def make_config(
         reduced_tail=reduced_tail,
         feature_indices=indices,
         score_function=score_function,
+        taps=taps,
     )
 
 

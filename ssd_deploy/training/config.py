@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..models.registry import list_architectures
+from ..models.tapped import is_classifier
 
 CUSTOM_ARCH = "custom"  # the backbone and priors come from a prior file (ssd_deploy.models.custom)
 ARCHITECTURES = (*list_architectures(), CUSTOM_ARCH)
@@ -79,7 +80,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.arch in ARCHITECTURES, f"arch {self.arch!r}. Note: expected one of {ARCHITECTURES}"),
+            (self.arch in ARCHITECTURES or is_classifier(self.arch), f"arch {self.arch!r}. Note: expected one of {ARCHITECTURES} or a torchvision classification network (resnet34, efficientnet_b0, ...)"),
             (self.optimizer in OPTIMIZERS, f"optimizer {self.optimizer!r}. Note: expected one of {OPTIMIZERS}"),
             (self.schedule in SCHEDULES, f"schedule {self.schedule!r}. Note: expected one of {SCHEDULES}"),
             (self.data_format in DATA_FORMATS, f"data_format {self.data_format!r}. Note: expected one of {DATA_FORMATS}"),
