@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument(
         "--arch",
-        choices=list_architectures(),
-        help="with a checkpoint: the architecture it must be for; alone: use an UNTRAINED model with "
+        metavar="ARCH",
+        help=f"a preset ({', '.join(list_architectures())}) or any torchvision classification network (resnet34, ...); "
+        "with a checkpoint: the architecture it must be for; alone: use an UNTRAINED model with "
         "random weights (to try the pipeline; its detections are meaningless)",
     )
     source.add_argument("--num-classes", type=int, default=6, help="classes incl. background for an untrained --arch model (6: the shapes dataset's names)")

@@ -25,7 +25,7 @@ from .heads import DetectionHead
 from .mobilenet import SSDLITE_NORM, mobilenet_v2_backbone, mobilenet_v3_large_backbone
 from .resnet import ResNet50Backbone
 from .ssd import SSD
-from .tapped import TappedBackbone, default_taps, head_kind, is_classifier
+from .tapped import TappedBackbone, classifier_names, default_taps, head_kind, is_classifier
 from .vgg import VGG16Backbone
 
 PriorStyle = Callable[[tuple[Size, ...]], PriorConfig]
@@ -74,7 +74,7 @@ def get_arch(name: str) -> ArchSpec:
     if name not in _REGISTRY and is_classifier(name):
         return _tapped_spec(name)
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        close = difflib.get_close_matches(name, [*_REGISTRY, *classifier_names()], n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(
             f"architecture {name!r} is unknown.{hint} Note: known: {', '.join(list_architectures())}, or any "
