@@ -63,8 +63,8 @@ class DecodeModule(nn.Module):
 class DeployModule(DecodeModule):
     """Network, decoding and NMS with the fixed-size padded output contract.
 
-    ``nms_backend`` names the NMS of the graph being built (``operator`` for eager PyTorch and
-    ONNX, ``tensor`` for TorchScript, ``torchvision`` for AOTInductor; see
+    ``nms_backend`` names the NMS of the graph being built (``operator`` for eager PyTorch,
+    ``onnx`` for ONNX, ``tensor`` for TorchScript, ``torchvision`` for AOTInductor; see
     :mod:`ssd_deploy.postprocess.nms`); every backend keeps the same detections.
     """
 

@@ -228,32 +228,40 @@ def test_every_grouped_nms_implementation_keeps_what_per_group_nms_keeps():
 
 
 class _Select(torch.nn.Module):
-    def __init__(self, config: PostprocessConfig) -> None:
+    def __init__(self, config: PostprocessConfig, backend: str = "operator") -> None:
         super().__init__()
-        self.select = Selection(config)
+        self.select = Selection(config, backend)
 
     def forward(self, boxes: torch.Tensor, scores: torch.Tensor):
         return tuple(self.select(boxes, scores))
 
 
-@pytest.mark.parametrize("pre_nms_topk", [0, 200], ids=["all_candidates", "pre_selected"])
-def test_onnx_translation_of_grouped_nms_matches_eager(tmp_path, pre_nms_topk):
-    """The exported selection (one NonMaxSuppression over images x classes) against eager PyTorch,
-    run by ONNX Runtime: identical detections."""
-    onnxruntime = pytest.importorskip("onnxruntime")
-    boxes, scores = _inputs(seed=12, num_images=3)
-    config = PostprocessConfig(score_threshold=0.2, iou_threshold=0.45, max_detections=100, topk_candidates=50, pre_nms_topk=pre_nms_topk)
-    path = tmp_path / "select.onnx"
+def _export_selection(path, config: PostprocessConfig, backend: str, boxes, scores) -> None:
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            _Select(config), (boxes, scores), dynamo=True, dynamic_shapes=({0: batch}, {0: batch}),
+            _Select(config, backend), (boxes, scores), dynamo=True, dynamic_shapes=({0: batch}, {0: batch}),
             custom_translation_table=CUSTOM_TRANSLATIONS, verbose=False,
         )
     program.save(str(path))
+
+
+@pytest.mark.parametrize("backend", ["operator", "onnx"])
+@pytest.mark.parametrize("pre_nms_topk", [0, 200], ids=["all_candidates", "pre_selected"])
+def test_onnx_translation_of_grouped_nms_matches_eager(tmp_path, pre_nms_topk, backend):
+    """The exported selection (one NonMaxSuppression over images x classes, or with the ``onnx``
+    backend and pre-selection over one candidate list per image) against eager PyTorch's slot
+    layout, run by ONNX Runtime: identical detections, bit for bit and in the same order."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    boxes, scores = _inputs(seed=12, num_images=3)
+    config = PostprocessConfig(score_threshold=0.2, iou_threshold=0.45, max_detections=100, topk_candidates=50, pre_nms_topk=pre_nms_topk)
+    path = tmp_path / "select.onnx"
+    _export_selection(path, config, backend, boxes, scores)
     node_types = [node.op_type for node in onnx.load(str(path)).graph.node]
     assert node_types.count("NonMaxSuppression") == 1
+    if backend == "onnx" and pre_nms_topk:  # no per-class slots: no ScatterElements into G * k
+        assert "ScatterElements" not in node_types
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     for count in (3, 1):  # the batch is free
@@ -262,6 +270,23 @@ def test_onnx_translation_of_grouped_nms_matches_eager(tmp_path, pre_nms_topk):
         assert expected.num_detections.min() > 10
         for ours, theirs in zip(expected, got):
             assert torch.equal(ours, torch.from_numpy(theirs))
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.2])
+def test_candidate_nms_translation_in_openvino_at_any_threshold(tmp_path, threshold):
+    """OpenVINO's NMS keeps scores equal to its threshold (>=): at threshold 0 the other classes'
+    entries of a candidate (scored -1, not 0) must still never select it."""
+    ov = pytest.importorskip("openvino")
+    boxes, scores = _inputs(seed=13, num_images=2)
+    config = PostprocessConfig(score_threshold=threshold, iou_threshold=0.45, max_detections=100, topk_candidates=50, pre_nms_topk=200)
+    path = tmp_path / "select.onnx"
+    _export_selection(path, config, "onnx", boxes, scores)
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    got = compiled([boxes.numpy(), scores.numpy()])
+    expected = select_detections(boxes, scores, config)
+    assert expected.num_detections.min() > 10
+    for i, ours in enumerate(expected):
+        assert torch.equal(ours, torch.from_numpy(got[compiled.outputs[i]]))
 
 
 def _prefix_of(short: PaddedDetections, full: PaddedDetections) -> bool:

@@ -719,25 +719,32 @@ def test_build_engine_refuses_an_onnx_beyond_the_limits(tmp_path, no_gpu_needed)
     nodes, initializers, info = _topk_and_nms(8732, 8732)
     onnx_path = _write_onnx(tmp_path / "ssd300.onnx", dataclasses.replace(META, topk_candidates=10_000), nodes, initializers, info)
     with pytest.raises(SSDDeployError, match=r"beyond TensorRT's limits: TopK topk: k 8732 > 3840; NonMaxSuppression nms: 8732 boxes.*"
-                       r"ssd-export --topk 3840; it is 10000"):
+                       r"ssd-export --topk 3840 --pre-nms-topk 3840; they are 10000 and \d+\)"):
         no_gpu_needed.build_engine(onnx_path, tmp_path / "ssd300.engine")
 
 
 def test_our_export_is_within_the_limits_on_every_gpu(tmp_path):
-    """The graph-NMS export's TopK ks and NMS groups as shape inference sees them: topk_candidates
-    per group, max_detections for the final selection."""
+    """The graph-NMS export's TopK ks and NMS boxes as shape inference sees them: the image's
+    pre-selected candidates (pre_nms_topk) in one list, max_detections for the final selection;
+    without pre-selection, topk_candidates per group."""
     import onnx
 
     from helpers import informative_init
 
     from ssd_deploy.export import ExportOptions, export_model
     from ssd_deploy.models import create_model
-    from ssd_deploy.postprocess import PostprocessConfig
+    from ssd_deploy.postprocess import DEFAULT_PRE_NMS_TOPK, PostprocessConfig
     from ssd_deploy.runtimes.tensorrt.limits import _nms_boxes_per_item, limit_problems
 
     model = informative_init(create_model("ssdlite_mobilenet_v2", num_classes=len(CLASS_NAMES), input_size=SIZE))
     options = ExportOptions(format="onnx", dynamic_batch=True, verify=False, postprocess=PostprocessConfig(topk_candidates=2100))
     path = export_model(model, tmp_path / "model.onnx", options, list(CLASS_NAMES)).path
+    exported = onnx.load(str(path), load_external_data=False)
+    # 522 priors x 5 classes > 2000: the pre-selected candidates, one list per image.
+    assert [boxes for _, boxes in _nms_boxes_per_item(exported, fallback=0)] == [DEFAULT_PRE_NMS_TOPK]
+    assert limit_problems(exported, "6.2", 2100) == []  # 2000 boxes: within even Jetson's limit
+    exact = ExportOptions(format="onnx", dynamic_batch=True, verify=False, postprocess=PostprocessConfig(topk_candidates=2100, pre_nms_topk=0))
+    path = export_model(model, tmp_path / "exact.onnx", exact, list(CLASS_NAMES)).path
     exported = onnx.load(str(path), load_external_data=False)
     assert [boxes for _, boxes in _nms_boxes_per_item(exported, fallback=0)] == [len(model.priors)]  # 522 priors < 2100
     assert limit_problems(exported, "6.2", 2100) == []

@@ -16,7 +16,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from ..postprocess import grouped_nms
+from ..postprocess import candidate_nms, grouped_nms
 from ..errors import ExportError
 from .graph import GraphSpec
 from .metadata import DECODED_OUTPUTS, INPUT_NAME, NMS_OUTPUTS
@@ -27,7 +27,10 @@ DEFAULT_OPSET = 18
 # Exporter progress and notes that are not problems of the user's model.
 QUIET_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
 # Our operators in the graph and the ONNX Script that writes them as standard operators.
-CUSTOM_TRANSLATIONS = {torch.ops.ssd_deploy.grouped_nms.default: grouped_nms.onnx_translation}
+CUSTOM_TRANSLATIONS = {
+    torch.ops.ssd_deploy.grouped_nms.default: grouped_nms.onnx_translation,
+    torch.ops.ssd_deploy.candidate_nms.default: candidate_nms.onnx_translation,
+}
 
 
 def write(
@@ -39,7 +42,7 @@ def write(
     opset: int = DEFAULT_OPSET,
 ) -> None:
     """Export ``spec.build(network)`` on ``example`` to ``path`` with ``metadata``."""
-    graph = spec.build(network)
+    graph = spec.build(network, nms_backend="onnx")
     dynamic_shapes = None if spec.batch is not None else {INPUT_NAME: {0: torch.export.Dim("batch", min=1)}}
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
     levels = [logger.level for logger in loggers]

@@ -4,8 +4,8 @@
 - :mod:`.decode`: loc and logits to boxes and probabilities;
 - :mod:`.select`: candidates, NMS and the best K (:class:`Selection`, :func:`select_detections`);
 - :mod:`.nms`: the NMS backends, one per kind of graph, over :mod:`.grouped_nms` (custom
-  operator and its ONNX translation; its CPU kernel is :mod:`.padded_nms`) and :mod:`.tensor_nms`
-  (plain tensor code).
+  operator and its ONNX translation; its CPU kernel is :mod:`.padded_nms`), :mod:`.candidate_nms`
+  (NMS over one candidate list per image, for ONNX graphs) and :mod:`.tensor_nms` (plain tensor code).
 """
 
 from .config import DEFAULT_PRE_NMS_TOPK, PaddedDetections, PostprocessConfig

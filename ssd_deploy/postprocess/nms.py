@@ -9,6 +9,10 @@ built chooses its backend by name (:data:`NMS_BACKENDS`):
   PyTorch runs it with :mod:`.padded_nms` on CPU (all groups at once) and torchvision on other
   devices; the ONNX exporter translates it to one standard
   ``NonMaxSuppression``, which ONNX Runtime, OpenVINO and TensorRT run in native code.
+- ``onnx``: ``operator``, and with the bounded pre-selection always the custom operator
+  ``ssd_deploy::candidate_nms`` (:mod:`.candidate_nms`) on one candidate list per image, which
+  the ONNX exporter translates to one ``NonMaxSuppression`` without per-class slots (eager
+  PyTorch takes that layout too when the candidates are no more than the per-class slots).
 - ``tensor``: plain tensor code (:mod:`.tensor_nms`), for TorchScript files, which must load in
   LibTorch without torchvision's (or our) operator library.
 - ``torchvision``: one ``torchvision::nms`` over offset boxes, for AOTInductor packages, which C++
@@ -33,6 +37,13 @@ class OperatorNms(nn.Module):
         return grouped_nms(boxes, scores, iou_threshold, score_threshold)
 
 
+class OnnxNms(OperatorNms):
+    """:class:`OperatorNms` whose graphs keep pre-selected candidates in one list per image
+    (``ssd_deploy::candidate_nms``, see :mod:`.candidate_nms`) whatever their number."""
+
+    compact = True
+
+
 class TensorNms(nn.Module):
     """NMS in plain tensor code (TorchScript)."""
 
@@ -53,7 +64,7 @@ class TorchvisionNms(nn.Module):
         return offset_nms_mask(boxes, scores, iou_threshold, score_threshold)
 
 
-NMS_BACKENDS: dict[str, type[nn.Module]] = {"operator": OperatorNms, "tensor": TensorNms, "torchvision": TorchvisionNms}
+NMS_BACKENDS: dict[str, type[nn.Module]] = {"operator": OperatorNms, "onnx": OnnxNms, "tensor": TensorNms, "torchvision": TorchvisionNms}
 
 
 def nms_backend(name: str) -> nn.Module:

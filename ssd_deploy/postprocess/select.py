@@ -6,7 +6,10 @@
       -> class-aware NMS within each (image, class) group (the graph's NMS backend, :mod:`.nms`)
       -> the best ``max_detections`` kept, by decreasing score, zero-padded (:class:`PaddedDetections`)
 
-Every shape is static but the batch, so exporters need no data-dependent sizes.
+Every shape is static but the batch, so exporters need no data-dependent sizes. ONNX graphs (the
+``onnx`` NMS backend) keep the pre-selected candidates as one list per image instead of per-class
+slots (:meth:`Selection._compact`, :mod:`.candidate_nms`): the same candidates, NMS decisions and
+detections, with the work sized by ``pre_nms_topk`` rather than ``classes x topk_candidates``.
 
 Why pre-selection is safe. Greedy NMS decides a candidate from better-scoring candidates of its
 own class only, and the output is the best kept candidates over all classes. So NMS over the
@@ -20,10 +23,13 @@ of every class into NMS (36,400 boxes), most of which cannot reach the output.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from torch import Tensor, nn
 
 from .config import PaddedDetections, PostprocessConfig
+from .candidate_nms import candidate_nms
 from .nms import nms_backend
 
 
@@ -38,6 +44,8 @@ class Selection(nn.Module):
     def __init__(self, config: PostprocessConfig = PostprocessConfig(), backend: str = "operator") -> None:
         super().__init__()
         self.nms = nms_backend(backend)
+        # Backends that take one candidate list per image (ONNX graphs) skip the per-class slots.
+        self.compact = bool(getattr(self.nms, "compact", False))
         self.score_threshold = float(config.score_threshold)
         self.iou_threshold = float(config.iou_threshold)
         self.max_detections = int(config.max_detections)
@@ -53,7 +61,18 @@ class Selection(nn.Module):
         groups = num_classes - 1
         pre_selected = self.pre_nms_topk > 0 and self.pre_nms_topk < num_priors * groups
         if pre_selected:
-            top_scores, top_prior = self._pre_selected(scores)
+            # Scores below the threshold are raised to just under it: they cannot be candidates
+            # either way, candidates keep their exact values, and a top-k over mostly equal values
+            # is much cheaper (in PyTorch and ONNX Runtime alike) when few pairs pass the threshold.
+            floored = scores[:, :, 1:].clamp(min=self.below_threshold)
+            size = self.pre_nms_topk
+            if not torch.jit.is_scripting():
+                size = self._eager_pre_selection_size(floored)
+                # One list of candidates per image when the backend takes it (ONNX graphs), or in
+                # eager PyTorch when it is no longer than the per-class slots.
+                if self.compact or (size <= min(self.topk_candidates, num_priors) and self._eager()):
+                    return self._compact(boxes, floored, size)
+            top_scores, top_prior = self._pre_selected(floored, size)
         else:
             top_scores, top_prior = self._per_class(scores)
         k = top_scores.size(2)
@@ -71,33 +90,54 @@ class Selection(nn.Module):
         top_scores, top_prior = scores[:, :, 1:].transpose(1, 2).topk(k, dim=2)
         return top_scores, top_prior
 
-    def _pre_selected(self, scores: Tensor) -> tuple[Tensor, Tensor]:
-        """:meth:`_per_class`'s layout holding only candidates among the image's best
-        ``pre_nms_topk`` (prior, class) pairs; empty slots score below the threshold."""
-        num_images, num_priors, groups = scores.size(0), scores.size(1), scores.size(2) - 1
-        # Scores below the threshold are raised to just under it: they cannot be candidates either
-        # way, candidates keep their exact values, and a top-k over mostly equal values is much
-        # cheaper (in PyTorch and ONNX Runtime alike) when few pairs pass the threshold.
-        floored = scores[:, :, 1:].clamp(min=self.below_threshold)
-        size = self.pre_nms_topk
-        if not torch.jit.is_scripting():
-            size = self._eager_pre_selection_size(floored)
+    def _top_pairs(self, floored: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The image's best ``size`` (prior, class) pairs of ``floored`` [N, P, G], by decreasing
+        score: scores, prior indices, 0-based labels and each pair's rank within its class, [N, size]."""
+        num_images, num_priors, groups = floored.shape
         best, index = floored.reshape(num_images, num_priors * groups).topk(size, dim=1)
         prior = torch.div(index, groups, rounding_mode="floor")
         label = index - prior * groups
         # Rank of each pair within its class (pairs come by decreasing score): the per-class cap.
         # Counted in float32 (exact: at most pre_nms_topk), which PyTorch and ONNX Runtime
         # cumulate faster than integers.
-        classes = torch.arange(groups, device=scores.device)
+        classes = torch.arange(groups, device=floored.device)
         one_hot = (label.unsqueeze(2) == classes).to(torch.float32)
         rank = one_hot.cumsum(dim=1).gather(2, label.unsqueeze(2)).squeeze(2).to(label.dtype) - 1
+        return best, prior, label, rank
+
+    def _pre_selected(self, floored: Tensor, size: int) -> tuple[Tensor, Tensor]:
+        """:meth:`_per_class`'s layout holding only candidates among the image's best ``size``
+        (``pre_nms_topk``) (prior, class) pairs; empty slots score below the threshold."""
+        num_images, num_priors, groups = floored.shape
+        best, prior, label, rank = self._top_pairs(floored, size)
         k = min(self.topk_candidates, num_priors, self.pre_nms_topk)
         # Pairs past the cap go to one spare slot at the end, cut off below (their values collide there).
         slot = torch.where(rank < k, label * k + rank, torch.full_like(label, groups * k))
-        slot_scores = torch.full((num_images, groups * k + 1), -1.0, dtype=scores.dtype, device=scores.device)
+        slot_scores = torch.full((num_images, groups * k + 1), -1.0, dtype=floored.dtype, device=floored.device)
         slot_scores = slot_scores.scatter(1, slot, best)
         slot_prior = torch.zeros((num_images, groups * k + 1), dtype=prior.dtype, device=prior.device).scatter(1, slot, prior)
         return slot_scores[:, : groups * k].reshape(num_images, groups, k), slot_prior[:, : groups * k].reshape(num_images, groups, k)
+
+    @torch.jit.unused
+    def _compact(self, boxes: Tensor, floored: Tensor, size: int) -> PaddedDetections:
+        """The pre-selection as one list of ``size`` candidates per image (prior, label, score;
+        past each class's ``topk_candidates`` scored -1), NMS within each label on it, and the
+        best kept: the candidates, NMS decisions and detections of the slot layout, without
+        spreading the candidates into ``G * k`` slots (:mod:`.candidate_nms`)."""
+        num_images, num_priors, groups = floored.shape
+        best, prior, label, rank = self._top_pairs(floored, size)
+        k = min(self.topk_candidates, num_priors, self.pre_nms_topk)
+        capped = torch.where(rank < k, best, torch.full_like(best, -1.0))
+        first_row = torch.arange(num_images, device=boxes.device).reshape(num_images, 1) * num_priors
+        rows = (prior + first_row).reshape(-1)
+        candidate_boxes = boxes.reshape(num_images * num_priors, 4).index_select(0, rows).reshape(num_images, size, 4)
+        keep = candidate_nms(candidate_boxes, capped, label, groups, self.iou_threshold, self.score_threshold)
+        return self._best_kept(candidate_boxes.unsqueeze(1), capped.unsqueeze(1), keep.unsqueeze(1), label.unsqueeze(1))
+
+    @torch.jit.unused
+    def _eager(self) -> bool:
+        """Whether this call runs eagerly, not traced, compiled or exported into a graph."""
+        return not (torch.jit.is_tracing() or torch.compiler.is_compiling())
 
     @torch.jit.unused
     def _eager_pre_selection_size(self, floored: Tensor) -> int:
@@ -105,14 +145,16 @@ class Selection(nn.Module):
         the most candidates of an image when that is fewer (the pairs past them can never be
         candidates; a smaller top-k and rank count cost less, much less at high thresholds).
         Graphs being traced, compiled or exported keep the static size."""
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        if not self._eager():
             return self.pre_nms_topk
         most = int((floored > self.score_threshold).sum(dim=(1, 2)).max()) if floored.numel() > 0 else 0
         return max(1, min(self.pre_nms_topk, most))
 
-    def _best_kept(self, top_boxes: Tensor, top_scores: Tensor, keep: Tensor) -> PaddedDetections:
+    def _best_kept(self, top_boxes: Tensor, top_scores: Tensor, keep: Tensor, group_labels: Optional[Tensor] = None) -> PaddedDetections:
         """The best max_detections kept candidates of each image, by decreasing score, padded: a
-        fixed-size top-k over all candidates with the dropped ones scored -1 (scores are >= 0)."""
+        fixed-size top-k over all candidates with the dropped ones scored -1 (scores are >= 0).
+        Candidates [N, G, k]: group g holds class g + 1, unless ``group_labels`` [N, G, k] (0-based)
+        says otherwise."""
         num_images, groups, k = top_scores.shape
         keep = keep.reshape(num_images, groups * k)
         dropped = torch.full_like(keep, -1.0, dtype=top_scores.dtype)
@@ -122,7 +164,10 @@ class Selection(nn.Module):
         out_scores = torch.where(valid, best_scores, torch.zeros_like(best_scores))
         best_boxes = top_boxes.reshape(num_images, groups * k, 4).gather(1, best.unsqueeze(2).expand(-1, -1, 4))
         out_boxes = torch.where(valid.unsqueeze(2), best_boxes, torch.zeros_like(best_boxes))
-        labels = torch.div(best, k, rounding_mode="floor") + 1
+        if group_labels is None:
+            labels = torch.div(best, k, rounding_mode="floor") + 1
+        else:
+            labels = group_labels.reshape(num_images, groups * k).gather(1, best) + 1
         out_labels = torch.where(valid, labels, torch.zeros_like(labels)).to(torch.int32)
         num_detections = valid.sum(dim=1).to(torch.int32)
         missing = self.max_detections - best.size(1)

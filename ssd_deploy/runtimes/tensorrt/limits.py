@@ -79,5 +79,6 @@ def check_limits(onnx_path: str | Path, metadata: ExportMetadata, compute_capabi
         limit = min(TOPK_LIMIT, nms_box_limit(compute_capability))
         raise SSDDeployError(
             f"{onnx_path}: beyond TensorRT's limits: {'; '.join(problems[:3])}. Note: export with topk_candidates "
-            f"<= {limit} (ssd-export --topk {limit}; it is {metadata.topk_candidates}), or without NMS and efficient_nms=True"
+            f"and pre_nms_topk <= {limit} (ssd-export --topk {limit} --pre-nms-topk {limit}; they are "
+            f"{metadata.topk_candidates} and {metadata.postprocess.pre_nms_topk}), or without NMS and efficient_nms=True"
         )
