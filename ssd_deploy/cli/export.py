@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()),
     )
     parser.add_argument(
-        "--output", "--out", dest="output", type=Path, help="file to write; default: beside the checkpoint, <stem>[-fp16|-int8][-raw].<ts|onnx|pt2>"
+        "--output", "--out", dest="output", type=Path, help="file to write; default: beside the checkpoint, <stem>[-fp16|-int8][-raw].<ts|onnx|pt2|xml>"
     )
     parser.add_argument(
         "--nms",
@@ -62,7 +62,12 @@ def _graph_flags(parser: argparse.ArgumentParser) -> None:
     defaults = PostprocessConfig()
     parser.add_argument("--dynamic-batch", action="store_true", help="free batch dimension; without it the file takes exactly --batch images")
     parser.add_argument("--batch", type=int, default=1, help="batch size of a fixed-batch file")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET}); onnx only")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET}); onnx and openvino")
+    parser.add_argument(
+        "--simplify", action="store_true",
+        help="simplify the ONNX graph with onnxslim before writing (onnx, openvino; needs the onnxslim package); "
+        "the metadata says so, and --verify checks the simplified file",
+    )
     parser.add_argument("--score", type=float, default=defaults.score_threshold, help="score threshold in the graph")
     parser.add_argument("--iou", type=float, default=defaults.iou_threshold, help="IoU threshold of the class-aware NMS")
     parser.add_argument("--max-det", type=int, default=defaults.max_detections, help="K: detections kept per image")
@@ -128,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         dynamic_batch=args.dynamic_batch,
         batch=args.batch,
         opset=args.opset,
+        simplify=args.simplify,
         postprocess=PostprocessConfig(
             score_threshold=args.score, iou_threshold=args.iou, max_detections=args.max_det, topk_candidates=args.topk,
             pre_nms_topk=args.pre_nms_topk,

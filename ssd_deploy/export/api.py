@@ -29,10 +29,10 @@ from ..models import SSD
 from ..models.hub import resolve_model
 from ..pipeline import DEFAULT_BATCH_SIZE
 from ..postprocess import PostprocessConfig
-from .formats import ExportFormat, get_format
+from .formats import FORMATS, ExportFormat, get_format
 from .graph import GraphSpec
 from .metadata import ExportMetadata, describe_model
-from .onnx import DEFAULT_OPSET, MIN_OPSET, read_model
+from .onnx import DEFAULT_OPSET, MIN_OPSET, SIMPLIFIER, read_model, simplifier_version
 from .int8 import CALIBRATION_METHODS, QUANTIZERS, quantize_onnx
 from .verify import load_runner_function, read_pictures, sample_batch
 
@@ -52,6 +52,8 @@ class ExportOptions:
         dynamic_batch: free batch dimension; otherwise the file takes exactly ``batch`` images.
         batch: the fixed batch size (and the example batch when dynamic).
         opset: ONNX opset (>= 17).
+        simplify: simplify the ONNX graph with onnxslim (onnx, and the formats made from it:
+            openvino); the metadata records it (``simplifier``).
         postprocess: NMS settings baked into the graph.
         precision: the network's arithmetic (:data:`EXPORT_PRECISIONS`): ``fp32``; ``fp16``
             (inputs, outputs, decoding and NMS stay float32); ``int8``, ONNX only: quantised (see
@@ -72,6 +74,7 @@ class ExportOptions:
     dynamic_batch: bool = False
     batch: int = 1
     opset: int = DEFAULT_OPSET
+    simplify: bool = False
     postprocess: PostprocessConfig = PostprocessConfig()
     precision: str = "fp32"
     verify: bool = True
@@ -188,6 +191,8 @@ def _prepare(
     metadata = describe_model(
         model, names, options.postprocess, spec.nms, spec.batch, options.precision, options.format
     )
+    if options.simplify:
+        metadata = dataclasses.replace(metadata, simplifier=simplifier_version())
     calibration = _calibration(options, model.config.input_size, model.config.resize)
     example_size = max(options.batch, 2) if options.dynamic_batch else options.batch
     example = sample_batch(model.config.input_size, example_size).to(device)
@@ -203,7 +208,7 @@ def _resolve(
     model: SSD | str | Path, output: str | Path | None, options: ExportOptions, class_names: list[str] | None
 ) -> tuple[SSD, list[str], Path]:
     """The model (loaded when given a checkpoint), its class names and the output path, checked."""
-    get_format(options.format)  # an unknown format fails before the checkpoint is read
+    _check_usable(options)  # an unknown format or a missing package fails before the checkpoint is read
     if isinstance(model, (str, Path)):
         checkpoint = resolve_model(model)
         # torchvision's weights by name: the file is written in the current folder, not in the cache
@@ -299,10 +304,7 @@ def _check_options(options: ExportOptions, output: Path) -> None:
     if options.batch < 1:
         raise SSDDeployError(f"--batch {options.batch}: expected 1 or more images")
     file_device(options.device, output)
-    package = get_format(options.format).package
-    if package is not None and importlib.util.find_spec(package) is None:
-        raise SSDDeployError(f"--format {options.format} needs the {package} package. Note: pip install {package}")
-    if options.format in ("onnx", "openvino") and options.opset < MIN_OPSET:
+    if "opset" in get_format(options.format).options and options.opset < MIN_OPSET:
         raise SSDDeployError(f"--opset {options.opset}: too old. Note: ssd-deploy exports ONNX opset {MIN_OPSET} or newer")
     suffixes = {get_format(options.format).suffix} | ({".pt"} if options.format == "torchscript" else set())
     if output.suffix.lower() not in suffixes:
@@ -323,6 +325,21 @@ def _check_options(options: ExportOptions, output: Path) -> None:
             raise SSDDeployError(f"--int8-method {options.int8_method!r}: expected one of {', '.join(CALIBRATION_METHODS)}")
     if output.exists() and output.is_dir():
         raise ExportError(output, "is a folder. Note: give a file name")
+
+
+def _check_usable(options: ExportOptions) -> None:
+    """Refuse, in one line and before any work, a format (or ``--simplify``) this machine cannot write:
+    an unknown format, a missing package."""
+    export_format = get_format(options.format)
+    package = export_format.package
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise SSDDeployError(f"--format {options.format} needs the {package} package. Note: pip install {package}")
+    if options.simplify:
+        if "simplify" not in export_format.options:
+            simplified = ", ".join(name for name, other in FORMATS.items() if "simplify" in other.options)
+            raise SSDDeployError(f"--simplify: {options.format} files hold no ONNX graph. Note: it applies to {simplified}")
+        if importlib.util.find_spec(SIMPLIFIER) is None:
+            raise SSDDeployError(f"--simplify needs the {SIMPLIFIER} package. Note: pip install 'ssd-deploy[simplify]'")
 
 
 def _calibration(options: ExportOptions, input_size: tuple[int, int], resize: str) -> CalibrationBatches | None:

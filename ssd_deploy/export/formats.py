@@ -49,7 +49,7 @@ FORMATS = {
     ),
     "onnx": ExportFormat(
         "onnx", ".onnx", "ONNX (opset >= 17) with the standard NonMaxSuppression operator",
-        write_onnx, ("opset",), read_onnx_metadata,
+        write_onnx, ("opset", "simplify"), read_onnx_metadata,
     ),
     "pt2": ExportFormat(
         "pt2", ".pt2", "torch.export program compiled by AOTInductor (Python or C++ AOTIModelPackageLoader)",
@@ -57,7 +57,7 @@ FORMATS = {
     ),
     "openvino": ExportFormat(
         "openvino", ".xml", "OpenVINO IR (.xml + .bin beside it, FP32 weights unless --fp16), converted from the ONNX export",
-        write_ir, ("opset",), read_ir_metadata, ir_companion_files, "openvino",
+        write_ir, ("opset", "simplify"), read_ir_metadata, ir_companion_files, "openvino",
     ),
 }
 
