@@ -99,7 +99,7 @@ def test_missing_onnxslim_is_one_line_before_any_work(tmp_path, monkeypatch, cap
 
 
 def test_simplify_is_refused_for_formats_without_an_onnx_graph(model, tmp_path):
-    with pytest.raises(SSDDeployError, match=r"--simplify: torchscript files hold no ONNX graph. Note: it applies to onnx, openvino"):
+    with pytest.raises(SSDDeployError, match=r"--simplify: torchscript files hold no ONNX graph. Note: it applies to onnx, openvino, tensorrt"):
         export_model(model, tmp_path / "model.ts", ExportOptions(format="torchscript", simplify=True), list(CLASS_NAMES))
     assert list(tmp_path.iterdir()) == []
 

@@ -47,21 +47,21 @@ class ExportOptions:
     """What to export and how; the defaults are ``ssd-export``'s.
 
     Attributes:
-        format: ``torchscript``, ``onnx``, ``pt2`` or ``openvino`` (see :data:`ssd_deploy.export.FORMATS`).
+        format: ``torchscript``, ``onnx``, ``pt2``, ``openvino`` or ``tensorrt`` (see :data:`ssd_deploy.export.FORMATS`).
         nms: padded detections out (True) or decoded boxes and scores (False).
         dynamic_batch: free batch dimension; otherwise the file takes exactly ``batch`` images.
         batch: the fixed batch size (and the example batch when dynamic).
         opset: ONNX opset (>= 17).
         simplify: simplify the ONNX graph with onnxslim (onnx, and the formats made from it:
-            openvino); the metadata records it (``simplifier``).
+            openvino, tensorrt); the metadata records it (``simplifier``).
         postprocess: NMS settings baked into the graph.
         precision: the network's arithmetic (:data:`EXPORT_PRECISIONS`): ``fp32``; ``fp16``
-            (inputs, outputs, decoding and NMS stay float32); ``int8``, ONNX only: quantised (see
-            :mod:`ssd_deploy.export.int8`), calibrated on ``calibration``.
+            (inputs, outputs, decoding and NMS stay float32); ``int8``: an ONNX quantised (see
+            :mod:`ssd_deploy.export.int8`), or a TensorRT engine, calibrated on ``calibration``.
         verify: run the file on sample images and compare with PyTorch before writing it.
         verify_images: images for the check (default: generated scenes and a blank image).
         device: ``cpu`` or ``cuda``: where the export and the check run; ``pt2`` is compiled
-            for it (TorchScript and ONNX files run anywhere).
+            for it, ``tensorrt`` built on it (TorchScript and ONNX files run anywhere).
         calibration: the INT8 calibration images (folder and count).
         int8_quantizer: ``nncf`` (OpenVINO's NNCF), ``ort`` (ONNX Runtime) or ``auto`` (nncf
             when installed, else ort).
@@ -254,7 +254,7 @@ def _write_checked(tmp: Path, plan: _Plan, options: ExportOptions, result: Expor
     start = time.perf_counter()
     if float_onnx is None:
         _run_writer(tmp, plan, options)
-    if plan.calibration is not None:
+    if plan.calibration is not None and not plan.export_format.calibrates:
         _quantize(tmp, plan.calibration, options, result, source=float_onnx)
     result.export_seconds = time.perf_counter() - start
     if not options.verify:
@@ -315,8 +315,8 @@ def _check_options(options: ExportOptions, output: Path) -> None:
     if options.precision not in EXPORT_PRECISIONS:
         raise SSDDeployError(f"precision {options.precision!r}: expected one of {', '.join(EXPORT_PRECISIONS)}")
     if options.precision == "int8":
-        if options.format != "onnx":
-            raise SSDDeployError("--int8: INT8 files are ONNX (--format onnx)")
+        if options.format != "onnx" and not get_format(options.format).calibrates:
+            raise SSDDeployError("--int8: INT8 files are ONNX (--format onnx) or TensorRT engines (--format tensorrt)")
         if options.calibration.folder is None:
             raise SSDDeployError("--int8 needs --calib FOLDER: images to calibrate the quantiser on (a dataset's images)")
         if options.int8_quantizer not in ("auto", *QUANTIZERS):
@@ -329,11 +329,14 @@ def _check_options(options: ExportOptions, output: Path) -> None:
 
 def _check_usable(options: ExportOptions) -> None:
     """Refuse, in one line and before any work, a format (or ``--simplify``) this machine cannot write:
-    an unknown format, a missing package."""
+    an unknown format, a missing package, no device to build on."""
     export_format = get_format(options.format)
     package = export_format.package
     if package is not None and importlib.util.find_spec(package) is None:
         raise SSDDeployError(f"--format {options.format} needs the {package} package. Note: pip install {package}")
+    problem = export_format.problem(options.device)
+    if problem:
+        raise SSDDeployError(f"--format {options.format}: {problem}")
     if options.simplify:
         if "simplify" not in export_format.options:
             simplified = ", ".join(name for name, other in FORMATS.items() if "simplify" in other.options)
