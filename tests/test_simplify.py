@@ -19,10 +19,11 @@ from ssd_deploy.checkpoint import save_checkpoint
 from ssd_deploy.cli import run_cli
 from ssd_deploy.cli.export import main as export_main
 from ssd_deploy.compare import FP32_TOLERANCES, compare_detections
-from ssd_deploy.data.shapes import CLASS_NAMES
+from ssd_deploy.data.shapes import CLASS_NAMES, generate_shapes_dataset
 from ssd_deploy.errors import SSDDeployError
 from ssd_deploy.export import ExportOptions, export_model, read_metadata
 from ssd_deploy.export import api as export_api
+from ssd_deploy.export.int8 import quantizable_nodes
 from ssd_deploy.export.verify import sample_batch
 from ssd_deploy.models import create_model
 from ssd_deploy.postprocess import PostprocessConfig
@@ -63,6 +64,8 @@ def test_simplified_export_keeps_metadata_detects_as_the_plain_one_and_is_not_la
     # onnxslim did run (this graph loses its redundant nodes) and did not grow the graph.
     assert len(simplified.graph.node) < len(original.graph.node)
     assert verified == [len(simplified.graph.node)]  # --verify checked the simplified graph
+    # onnxslim drops the nodes' module scopes; every backbone node gets its own back (INT8 needs them).
+    assert quantizable_nodes(simplified) == quantizable_nodes(original)
 
     # Every metadata entry of the plain file is kept; one more says how the graph was simplified.
     props = {p.key: p.value for p in simplified.metadata_props}
@@ -79,6 +82,17 @@ def test_simplified_export_keeps_metadata_detects_as_the_plain_one_and_is_not_la
         comparison = compare_detections(expected, actual, FP32_TOLERANCES, POST.score_threshold, POST.iou_threshold)
         assert comparison.ok and comparison.matched > 0, comparison.problems[:5]
         assert torch.equal(expected[0], actual[0])  # as many detections per image
+
+
+def test_simplified_graph_quantises_to_int8(trained_checkpoint, tmp_path):
+    """INT8 finds the backbone by the module scopes onnxslim drops (restored by simplify_model)."""
+    calib = generate_shapes_dataset(tmp_path / "calib", 24, seed=7, size=(160, 160), progress=False)  # as test_runtimes
+    options = ExportOptions(simplify=True, precision="int8", calibration=calib, int8_quantizer="ort")
+    result = export_model(trained_checkpoint, tmp_path / "model-int8.onnx", options)
+    assert result.verification is not None and result.verification.ok, result.verification.problems
+    quantized = onnx.load(str(result.path))
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in quantized.graph.node}
+    assert read_metadata(result.path).simplifier.startswith("onnxslim ")
 
 
 def test_simplified_openvino_ir_says_so(model, tmp_path):

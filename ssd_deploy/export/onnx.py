@@ -90,11 +90,17 @@ def simplify_model(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
     """``model`` simplified by ``onnxslim.slim`` (constant folding, dead-node removal, fusions;
     shapes inferred). The NMS and its padding are standard operators, so they stay as they are.
 
+    onnxslim drops every node's ``metadata_props``, among them the module scopes the exporter
+    records (``pkg.torch.onnx.name_scopes``), which INT8 quantisation needs to find the backbone
+    (:func:`ssd_deploy.export.int8.quantizable_nodes`). It keeps node names, so each node it kept
+    gets its own entries back; nodes it made (fused reshapes) have none.
+
     Raises:
         ExportError: naming ``path`` when onnxslim fails or returns nothing.
     """
     import onnxslim
 
+    node_props = {node.name: [(p.key, p.value) for p in node.metadata_props] for node in model.graph.node if node.name}
     try:
         simplified = onnxslim.slim(model)
     except Exception as error:  # onnxslim raises what its passes raise
@@ -102,6 +108,9 @@ def simplify_model(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
         raise ExportError(path, f"onnxslim could not simplify the graph: {first}. Note: export without --simplify") from error
     if simplified is None:
         raise ExportError(path, "onnxslim returned no model. Note: export without --simplify")
+    for node in simplified.graph.node:
+        if node.name in node_props and not node.metadata_props:
+            onnx.helper.set_metadata_props(node, dict(node_props[node.name]))
     return simplified
 
 
