@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-EXTRAS="cpu,openvino,test,plots"
+EXTRAS="cpu,openvino,test,plots,simplify"
 stamp=.venv/.installed-hash
 want=$(cat constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "import ssd_deploy" 2>/dev/null; then

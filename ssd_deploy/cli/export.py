@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="; ".join(f"{name}: {fmt.description}" for name, fmt in FORMATS.items()),
     )
     parser.add_argument(
-        "--output", "--out", dest="output", type=Path, help="file to write; default: beside the checkpoint, <stem>[-fp16|-int8][-raw].<ts|onnx|pt2>"
+        "--output", "--out", dest="output", type=Path, help="file to write; default: beside the checkpoint, <stem>[-fp16|-int8][-raw].<ts|onnx|pt2|xml|engine>"
     )
     parser.add_argument(
         "--nms",
@@ -62,7 +62,12 @@ def _graph_flags(parser: argparse.ArgumentParser) -> None:
     defaults = PostprocessConfig()
     parser.add_argument("--dynamic-batch", action="store_true", help="free batch dimension; without it the file takes exactly --batch images")
     parser.add_argument("--batch", type=int, default=1, help="batch size of a fixed-batch file")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET}); onnx only")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET}); onnx, openvino and tensorrt")
+    parser.add_argument(
+        "--simplify", action="store_true",
+        help="simplify the ONNX graph with onnxslim before writing (onnx, openvino, tensorrt; needs the onnxslim package); "
+        "the metadata says so, and --verify checks the simplified file",
+    )
     parser.add_argument("--score", type=float, default=defaults.score_threshold, help="score threshold in the graph")
     parser.add_argument("--iou", type=float, default=defaults.iou_threshold, help="IoU threshold of the class-aware NMS")
     parser.add_argument("--max-det", type=int, default=defaults.max_detections, help="K: detections kept per image")
@@ -80,7 +85,7 @@ def _precision_flags(parser: argparse.ArgumentParser) -> None:
     )
     precision.add_argument(
         "--int8", dest="precision", action="store_const", const="int8", default=argparse.SUPPRESS,
-        help="same as --precision int8: quantise the network (QDQ ONNX), calibrated on --calib",
+        help="same as --precision int8: quantise the network (QDQ ONNX; a TensorRT engine: TensorRT's calibration), calibrated on --calib",
     )
 
 
@@ -107,14 +112,18 @@ def _verify_flags(parser: argparse.ArgumentParser) -> None:
         "--verify-images", type=Path, help="image file or folder for --verify; default: generated shapes scenes"
     )
     add_device_flag(
-        parser, "where export and verification run (pt2 is compiled for it): cpu, cuda, cuda:N; auto: CUDA, when this machine "
-        "has it, for the files made for a device (pt2 and fp16), else the CPU (TorchScript and ONNX files run anywhere)",
+        parser, "where export and verification run (pt2 is compiled for it, a tensorrt engine built on it): cpu, cuda, cuda:N; auto: CUDA, "
+        "when this machine has it, for the files made for a device (pt2 and fp16), else the CPU (TorchScript and ONNX files run "
+        "anywhere); always CUDA for tensorrt",
     )
     parser.add_argument("--json", action="store_true", help="print the result (path, metadata, verification) as JSON")
 
 
 def _device(args: argparse.Namespace) -> str:
-    """``--device``, with ``auto`` resolved: a device only where the file depends on it."""
+    """``--device``, with ``auto`` resolved: a device only where the file depends on it (TensorRT
+    builds only on CUDA, so ``auto`` is ``cuda`` there, and a machine without it is told so)."""
+    if str(args.device).lower() == "auto" and args.format == "tensorrt":
+        return "cuda"
     if str(args.device).lower() == "auto" and args.format != "pt2" and args.precision != "fp16":
         return "cpu"
     return resolve_auto(args.device)
@@ -128,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         dynamic_batch=args.dynamic_batch,
         batch=args.batch,
         opset=args.opset,
+        simplify=args.simplify,
         postprocess=PostprocessConfig(
             score_threshold=args.score, iou_threshold=args.iou, max_detections=args.max_det, topk_candidates=args.topk,
             pre_nms_topk=args.pre_nms_topk,

@@ -29,10 +29,10 @@ from ..models import SSD
 from ..models.hub import resolve_model
 from ..pipeline import DEFAULT_BATCH_SIZE
 from ..postprocess import PostprocessConfig
-from .formats import ExportFormat, get_format
+from .formats import FORMATS, ExportFormat, get_format
 from .graph import GraphSpec
 from .metadata import ExportMetadata, describe_model
-from .onnx import DEFAULT_OPSET, MIN_OPSET, read_model
+from .onnx import DEFAULT_OPSET, MIN_OPSET, SIMPLIFIER, read_model, simplifier_version
 from .int8 import CALIBRATION_METHODS, QUANTIZERS, quantize_onnx
 from .verify import load_runner_function, read_pictures, sample_batch
 
@@ -47,19 +47,21 @@ class ExportOptions:
     """What to export and how; the defaults are ``ssd-export``'s.
 
     Attributes:
-        format: ``torchscript``, ``onnx``, ``pt2`` or ``openvino`` (see :data:`ssd_deploy.export.FORMATS`).
+        format: ``torchscript``, ``onnx``, ``pt2``, ``openvino`` or ``tensorrt`` (see :data:`ssd_deploy.export.FORMATS`).
         nms: padded detections out (True) or decoded boxes and scores (False).
         dynamic_batch: free batch dimension; otherwise the file takes exactly ``batch`` images.
         batch: the fixed batch size (and the example batch when dynamic).
         opset: ONNX opset (>= 17).
+        simplify: simplify the ONNX graph with onnxslim (onnx, and the formats made from it:
+            openvino, tensorrt); the metadata records it (``simplifier``).
         postprocess: NMS settings baked into the graph.
         precision: the network's arithmetic (:data:`EXPORT_PRECISIONS`): ``fp32``; ``fp16``
-            (inputs, outputs, decoding and NMS stay float32); ``int8``, ONNX only: quantised (see
-            :mod:`ssd_deploy.export.int8`), calibrated on ``calibration``.
+            (inputs, outputs, decoding and NMS stay float32); ``int8``: an ONNX quantised (see
+            :mod:`ssd_deploy.export.int8`), or a TensorRT engine, calibrated on ``calibration``.
         verify: run the file on sample images and compare with PyTorch before writing it.
         verify_images: images for the check (default: generated scenes and a blank image).
         device: ``cpu`` or ``cuda``: where the export and the check run; ``pt2`` is compiled
-            for it (TorchScript and ONNX files run anywhere).
+            for it, ``tensorrt`` built on it (TorchScript and ONNX files run anywhere).
         calibration: the INT8 calibration images (folder and count).
         int8_quantizer: ``nncf`` (OpenVINO's NNCF), ``ort`` (ONNX Runtime) or ``auto`` (nncf
             when installed, else ort).
@@ -72,6 +74,7 @@ class ExportOptions:
     dynamic_batch: bool = False
     batch: int = 1
     opset: int = DEFAULT_OPSET
+    simplify: bool = False
     postprocess: PostprocessConfig = PostprocessConfig()
     precision: str = "fp32"
     verify: bool = True
@@ -188,6 +191,8 @@ def _prepare(
     metadata = describe_model(
         model, names, options.postprocess, spec.nms, spec.batch, options.precision, options.format
     )
+    if options.simplify:
+        metadata = dataclasses.replace(metadata, simplifier=simplifier_version())
     calibration = _calibration(options, model.config.input_size, model.config.resize)
     example_size = max(options.batch, 2) if options.dynamic_batch else options.batch
     example = sample_batch(model.config.input_size, example_size).to(device)
@@ -203,7 +208,7 @@ def _resolve(
     model: SSD | str | Path, output: str | Path | None, options: ExportOptions, class_names: list[str] | None
 ) -> tuple[SSD, list[str], Path]:
     """The model (loaded when given a checkpoint), its class names and the output path, checked."""
-    get_format(options.format)  # an unknown format fails before the checkpoint is read
+    _check_usable(options)  # an unknown format or a missing package fails before the checkpoint is read
     if isinstance(model, (str, Path)):
         checkpoint = resolve_model(model)
         # torchvision's weights by name: the file is written in the current folder, not in the cache
@@ -249,7 +254,7 @@ def _write_checked(tmp: Path, plan: _Plan, options: ExportOptions, result: Expor
     start = time.perf_counter()
     if float_onnx is None:
         _run_writer(tmp, plan, options)
-    if plan.calibration is not None:
+    if plan.calibration is not None and not plan.export_format.calibrates:
         _quantize(tmp, plan.calibration, options, result, source=float_onnx)
     result.export_seconds = time.perf_counter() - start
     if not options.verify:
@@ -299,10 +304,7 @@ def _check_options(options: ExportOptions, output: Path) -> None:
     if options.batch < 1:
         raise SSDDeployError(f"--batch {options.batch}: expected 1 or more images")
     file_device(options.device, output)
-    package = get_format(options.format).package
-    if package is not None and importlib.util.find_spec(package) is None:
-        raise SSDDeployError(f"--format {options.format} needs the {package} package. Note: pip install {package}")
-    if options.format in ("onnx", "openvino") and options.opset < MIN_OPSET:
+    if "opset" in get_format(options.format).options and options.opset < MIN_OPSET:
         raise SSDDeployError(f"--opset {options.opset}: too old. Note: ssd-deploy exports ONNX opset {MIN_OPSET} or newer")
     suffixes = {get_format(options.format).suffix} | ({".pt"} if options.format == "torchscript" else set())
     if output.suffix.lower() not in suffixes:
@@ -313,8 +315,8 @@ def _check_options(options: ExportOptions, output: Path) -> None:
     if options.precision not in EXPORT_PRECISIONS:
         raise SSDDeployError(f"precision {options.precision!r}: expected one of {', '.join(EXPORT_PRECISIONS)}")
     if options.precision == "int8":
-        if options.format != "onnx":
-            raise SSDDeployError("--int8: INT8 files are ONNX (--format onnx)")
+        if options.format != "onnx" and not get_format(options.format).calibrates:
+            raise SSDDeployError("--int8: INT8 files are ONNX (--format onnx) or TensorRT engines (--format tensorrt)")
         if options.calibration.folder is None:
             raise SSDDeployError("--int8 needs --calib FOLDER: images to calibrate the quantiser on (a dataset's images)")
         if options.int8_quantizer not in ("auto", *QUANTIZERS):
@@ -323,6 +325,24 @@ def _check_options(options: ExportOptions, output: Path) -> None:
             raise SSDDeployError(f"--int8-method {options.int8_method!r}: expected one of {', '.join(CALIBRATION_METHODS)}")
     if output.exists() and output.is_dir():
         raise ExportError(output, "is a folder. Note: give a file name")
+
+
+def _check_usable(options: ExportOptions) -> None:
+    """Refuse, in one line and before any work, a format (or ``--simplify``) this machine cannot write:
+    an unknown format, a missing package, no device to build on."""
+    export_format = get_format(options.format)
+    package = export_format.package
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise SSDDeployError(f"--format {options.format} needs the {package} package. Note: pip install {package}")
+    problem = export_format.problem(options.device)
+    if problem:
+        raise SSDDeployError(f"--format {options.format}: {problem}")
+    if options.simplify:
+        if "simplify" not in export_format.options:
+            simplified = ", ".join(name for name, other in FORMATS.items() if "simplify" in other.options)
+            raise SSDDeployError(f"--simplify: {options.format} files hold no ONNX graph. Note: it applies to {simplified}")
+        if importlib.util.find_spec(SIMPLIFIER) is None:
+            raise SSDDeployError(f"--simplify needs the {SIMPLIFIER} package. Note: pip install 'ssd-deploy[simplify]'")
 
 
 def _calibration(options: ExportOptions, input_size: tuple[int, int], resize: str) -> CalibrationBatches | None:

@@ -18,6 +18,10 @@ from .onnx import read_metadata as read_onnx_metadata
 from .onnx import write as write_onnx
 from .pt2 import read_metadata as read_pt2_metadata
 from .pt2 import write as write_pt2
+from .tensorrt_engine import build_problem as tensorrt_build_problem
+from .tensorrt_engine import companion_files as engine_companion_files
+from .tensorrt_engine import read_metadata as read_engine_metadata
+from .tensorrt_engine import write as write_engine
 from .torchscript import read_metadata as read_torchscript_metadata
 from .torchscript import write as write_torchscript
 
@@ -29,6 +33,9 @@ class ExportFormat:
     ``write(network, spec, example, path, metadata, **options)`` takes the ``options`` named.
     ``companions(path)``: the other files a file of this format needs beside it (an OpenVINO IR's
     ``.bin``), written with it. ``package``: the Python package writing it needs, when optional.
+    ``problem(device)``: why it cannot be written on this machine for ``device``, or None (checked
+    before any work). ``calibrates``: the writer makes INT8 itself from the calibration images
+    (TensorRT); otherwise an INT8 file is the ONNX export quantised (ONNX only).
     Files are loaded by the runtimes (:func:`ssd_deploy.runtimes.load`), never here.
     """
 
@@ -40,6 +47,8 @@ class ExportFormat:
     read_metadata: Callable[[Path], dict[str, str]]
     companions: Callable[[Path], tuple[Path, ...]] = field(default=lambda path: ())
     package: str | None = None
+    problem: Callable[[str], str | None] = field(default=lambda device: None)
+    calibrates: bool = False
 
 
 FORMATS = {
@@ -49,7 +58,7 @@ FORMATS = {
     ),
     "onnx": ExportFormat(
         "onnx", ".onnx", "ONNX (opset >= 17) with the standard NonMaxSuppression operator",
-        write_onnx, ("opset",), read_onnx_metadata,
+        write_onnx, ("opset", "simplify"), read_onnx_metadata,
     ),
     "pt2": ExportFormat(
         "pt2", ".pt2", "torch.export program compiled by AOTInductor (Python or C++ AOTIModelPackageLoader)",
@@ -57,7 +66,13 @@ FORMATS = {
     ),
     "openvino": ExportFormat(
         "openvino", ".xml", "OpenVINO IR (.xml + .bin beside it, FP32 weights unless --fp16), converted from the ONNX export",
-        write_ir, ("opset",), read_ir_metadata, ir_companion_files, "openvino",
+        write_ir, ("opset", "simplify"), read_ir_metadata, ir_companion_files, "openvino",
+    ),
+    "tensorrt": ExportFormat(
+        "tensorrt", ".engine", "TensorRT engine (.engine + .engine.json sidecar) built from the ONNX export; "
+        "runs only on this TensorRT version and GPU model",
+        write_engine, ("opset", "simplify", "precision", "calibration", "device"), read_engine_metadata,
+        engine_companion_files, problem=tensorrt_build_problem, calibrates=True,
     ),
 }
 
@@ -75,7 +90,7 @@ def format_of_file(path: Path) -> ExportFormat:
             return export_format
     if suffix == ".pt":
         return FORMATS["torchscript"]
-    raise SSDDeployError(f"{path}: unknown exported-file suffix {suffix!r}; expected one of .ts/.pt, .onnx, .pt2, .xml")
+    raise SSDDeployError(f"{path}: unknown exported-file suffix {suffix!r}; expected one of .ts/.pt, .onnx, .pt2, .xml, .engine")
 
 
 def read_metadata(path: str | Path) -> ExportMetadata:

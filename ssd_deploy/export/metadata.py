@@ -57,6 +57,8 @@ class ExportMetadata:
         resize: the host's resize method for this model (:data:`ssd_deploy.pipeline.RESIZE_METHODS`).
         network_only: the network alone, no decoding, no NMS (the benchmarks' companion files):
             outputs ``loc`` [N, P, 4] and ``logits`` [N, P, C], not the decoded contract.
+        simplifier: the tool and version that simplified the ONNX graph (``onnxslim 0.1.98``,
+            ``ssd-export --simplify``); empty when the graph is as the exporter wrote it.
     """
 
     format: str
@@ -78,6 +80,7 @@ class ExportMetadata:
     contract_version: int = CONTRACT_VERSION
     ssd_deploy_version: str = __version__
     network_only: bool = False
+    simplifier: str = ""
 
     @property
     def input_name(self) -> str:
@@ -126,6 +129,8 @@ class ExportMetadata:
         }
         if self.network_only:  # only companions carry the key: other files stay as they were
             values["network_only"] = True
+        if self.simplifier:  # likewise only simplified files carry it
+            values["simplifier"] = self.simplifier
         # allow_nan=False: NaN and Infinity are not JSON, and strict readers (nlohmann::json) refuse them.
         return {key: json.dumps(value, allow_nan=False) for key, value in values.items()}
 
@@ -170,6 +175,7 @@ class ExportMetadata:
                 contract_version=version,
                 ssd_deploy_version=str(values.get("ssd_deploy_version", "unknown")),
                 network_only=bool(values.get("network_only", False)),
+                simplifier=str(values.get("simplifier", "")),
             )
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise ExportError(source, f"malformed ssd-deploy metadata ({error!r})") from None

@@ -1,14 +1,17 @@
 """ONNX files through the exporter PyTorch recommends (``torch.onnx.export(..., dynamo=True)``).
 
-``torch.export`` captures the graph; our NMS operator (``ssd_deploy::grouped_nms``) is translated
-to the standard ``NonMaxSuppression`` (:func:`ssd_deploy.postprocess.grouped_nms.onnx_translation`), so the
+``torch.export`` captures the graph; our NMS operators (``ssd_deploy::grouped_nms``,
+``ssd_deploy::candidate_nms``) are translated to the standard ``NonMaxSuppression``
+(:mod:`ssd_deploy.postprocess.grouped_nms`, :mod:`ssd_deploy.postprocess.candidate_nms`), so the
 file has no custom operators.
-Metadata goes into ``metadata_props``. The file is checked (``onnx.checker`` full check, which
-includes shape inference) before it is written.
+Metadata goes into ``metadata_props``. With ``simplify``, onnxslim (``onnxslim.slim``) folds and
+fuses the graph further before the metadata is attached. The file is checked (``onnx.checker``
+full check, which includes shape inference) before it is written.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import warnings
 from pathlib import Path
@@ -26,6 +29,8 @@ MIN_OPSET = 17
 DEFAULT_OPSET = 18
 # Exporter progress and notes that are not problems of the user's model.
 QUIET_LOGGERS = ("torch.onnx", "onnxscript", "onnx_ir")
+# The graph simplifier of ``simplify`` (``ssd-export --simplify``): its Python package.
+SIMPLIFIER = "onnxslim"
 # Our operators in the graph and the ONNX Script that writes them as standard operators.
 CUSTOM_TRANSLATIONS = {
     torch.ops.ssd_deploy.grouped_nms.default: grouped_nms.onnx_translation,
@@ -40,8 +45,10 @@ def write(
     path: Path,
     metadata: dict[str, str],
     opset: int = DEFAULT_OPSET,
+    simplify: bool = False,
 ) -> None:
-    """Export ``spec.build(network)`` on ``example`` to ``path`` with ``metadata``."""
+    """Export ``spec.build(network)`` on ``example`` to ``path`` with ``metadata``; with
+    ``simplify``, the graph simplified by :func:`simplify_model` first."""
     graph = spec.build(network, nms_backend="onnx")
     dynamic_shapes = None if spec.batch is not None else {INPUT_NAME: {0: torch.export.Dim("batch", min=1)}}
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
@@ -67,13 +74,48 @@ def write(
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
     model = program.model_proto
+    if simplify:
+        model = simplify_model(model, path)
     drop_default_scatter_reduction(model)
-    onnx.helper.set_model_props(model, metadata)
+    onnx.helper.set_model_props(model, metadata)  # after simplifying: whatever onnxslim kept is replaced
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise ExportError(path, f"the exported graph fails onnx.checker: {str(error).splitlines()[0][:300]}") from None
     onnx.save_model(model, str(path))
+
+
+def simplifier_version() -> str:
+    """``onnxslim <version>``, as the metadata records it (``simplifier``)."""
+    return f"{SIMPLIFIER} {importlib.metadata.version(SIMPLIFIER)}"
+
+
+def simplify_model(model: onnx.ModelProto, path: Path) -> onnx.ModelProto:
+    """``model`` simplified by ``onnxslim.slim`` (constant folding, dead-node removal, fusions;
+    shapes inferred). The NMS and its padding are standard operators, so they stay as they are.
+
+    onnxslim drops every node's ``metadata_props``, among them the module scopes the exporter
+    records (``pkg.torch.onnx.name_scopes``), which INT8 quantisation needs to find the backbone
+    (:func:`ssd_deploy.export.int8.quantizable_nodes`). It keeps node names, so each node it kept
+    gets its own entries back; nodes it made (fused reshapes) have none.
+
+    Raises:
+        ExportError: naming ``path`` when onnxslim fails or returns nothing.
+    """
+    import onnxslim
+
+    node_props = {node.name: [(p.key, p.value) for p in node.metadata_props] for node in model.graph.node if node.name}
+    try:
+        simplified = onnxslim.slim(model)
+    except Exception as error:  # onnxslim raises what its passes raise
+        first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise ExportError(path, f"onnxslim could not simplify the graph: {first}. Note: export without --simplify") from error
+    if simplified is None:
+        raise ExportError(path, "onnxslim returned no model. Note: export without --simplify")
+    for node in simplified.graph.node:
+        if node.name in node_props and not node.metadata_props:
+            onnx.helper.set_metadata_props(node, dict(node_props[node.name]))
+    return simplified
 
 
 def drop_default_scatter_reduction(model: onnx.ModelProto) -> int:

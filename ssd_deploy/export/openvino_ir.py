@@ -33,14 +33,15 @@ def write(
     path: Path,
     metadata: dict[str, str],
     opset: int = DEFAULT_OPSET,
+    simplify: bool = False,
 ) -> None:
     """Export ``spec.build(network)`` on ``example`` to the IR ``path`` (``.xml``; the weights go to
-    :func:`companion_files`) with ``metadata``."""
+    :func:`companion_files`) with ``metadata``; ``simplify``: from the simplified ONNX."""
     import openvino
 
     with tempfile.TemporaryDirectory(prefix="ssd-ir-") as folder:
         onnx_file = Path(folder) / "model.onnx"
-        write_onnx(network, spec, example, onnx_file, metadata, opset=opset)
+        write_onnx(network, spec, example, onnx_file, metadata, opset=opset, simplify=simplify)
         model = openvino.convert_model(str(onnx_file))
     openvino.save_model(model, str(path), compress_to_fp16=False)
 
