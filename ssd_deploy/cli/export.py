@@ -63,6 +63,10 @@ def _graph_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dynamic-batch", action="store_true", help="free batch dimension; without it the file takes exactly --batch images")
     parser.add_argument("--batch", type=int, default=1, help="batch size of a fixed-batch file")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET}); onnx only")
+    parser.add_argument(
+        "--opencv-dnn", action="store_true",
+        help="an ONNX file OpenCV's DNN module (cv2.dnn, OpenCV >= 5 with NMS inside; 4.x: add --no-nms) runs correctly; also verified there",
+    )
     parser.add_argument("--score", type=float, default=defaults.score_threshold, help="score threshold in the graph")
     parser.add_argument("--iou", type=float, default=defaults.iou_threshold, help="IoU threshold of the class-aware NMS")
     parser.add_argument("--max-det", type=int, default=defaults.max_detections, help="K: detections kept per image")
@@ -140,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         int8_quantizer=args.int8_quantizer,
         int8_method=args.int8_method,
         int8_head=args.int8_head,
+        opencv_dnn=args.opencv_dnn,
     )
     print(f"exporting {args.model} to {args.format}...", file=sys.stderr)
     result = export_model(args.model, args.output, options)

@@ -20,6 +20,7 @@ from ..postprocess import grouped_nms
 from ..errors import ExportError
 from .graph import GraphSpec
 from .metadata import DECODED_OUTPUTS, INPUT_NAME, NMS_OUTPUTS
+from .opencv_dnn import guard_hardsigmoid_products
 
 # The dynamo exporter emits opset 18 natively; lower versions go through ONNX's version converter.
 MIN_OPSET = 17
@@ -37,8 +38,10 @@ def write(
     path: Path,
     metadata: dict[str, str],
     opset: int = DEFAULT_OPSET,
+    opencv_dnn: bool = False,
 ) -> None:
-    """Export ``spec.build(network)`` on ``example`` to ``path`` with ``metadata``."""
+    """Export ``spec.build(network)`` on ``example`` to ``path`` with ``metadata``; ``opencv_dnn``
+    guards the products OpenCV's DNN module misreads (:mod:`ssd_deploy.export.opencv_dnn`)."""
     graph = spec.build(network)
     dynamic_shapes = None if spec.batch is not None else {INPUT_NAME: {0: torch.export.Dim("batch", min=1)}}
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
@@ -65,6 +68,8 @@ def write(
             logger.setLevel(level)
     model = program.model_proto
     drop_default_scatter_reduction(model)
+    if opencv_dnn:
+        guard_hardsigmoid_products(model)
     onnx.helper.set_model_props(model, metadata)
     try:
         onnx.checker.check_model(model, full_check=True)
