@@ -65,7 +65,7 @@ def _graph_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (>= {MIN_OPSET}); onnx only")
     parser.add_argument(
         "--opencv-dnn", action="store_true",
-        help="an ONNX file OpenCV's DNN module (cv2.dnn, OpenCV >= 5 with NMS inside; 4.x: add --no-nms) runs correctly; also verified there",
+        help="an ONNX file OpenCV 5's DNN module (cv2.dnn, cv::dnn) runs correctly (SSDLite-MobileNetV3 needs it); also verified there",
     )
     parser.add_argument("--score", type=float, default=defaults.score_threshold, help="score threshold in the graph")
     parser.add_argument("--iou", type=float, default=defaults.iou_threshold, help="IoU threshold of the class-aware NMS")

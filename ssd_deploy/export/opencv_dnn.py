@@ -14,7 +14,7 @@ runtime passes the tensor through. It is added only on request (``ExportOptions.
 the default files stay byte for byte what they were (INT8 quantisers and TensorRT parse the same
 graph as before). Other nodes need nothing: SSDLite-MobileNetV2, SSD300-VGG16 and SSD300-ResNet50
 files, NonMaxSuppression included, run as exported, with a dynamic or a fixed batch (measured on
-OpenCV 5.0.0; OpenCV 4.x has no NonMaxSuppression layer, so there only ``--no-nms`` files can run).
+OpenCV 5.0.0; OpenCV 4.x has no NonMaxSuppression layer, and 4.6's importer reads none of these files).
 """
 
 from __future__ import annotations

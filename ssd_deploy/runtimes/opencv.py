@@ -6,9 +6,9 @@ What OpenCV DNN needs from the file (measured with the opencv-python-headless 5.
   squeeze-and-excitation products into a HardSwish of the wrong tensor otherwise
   (:mod:`ssd_deploy.export.opencv_dnn`); such a file is refused here before OpenCV reads it,
   saying so. Other architectures run as exported.
-- NMS inside (the default) needs OpenCV 5, whose DNN module has a NonMaxSuppression layer;
-  OpenCV 4.x has none, so there only ``--no-nms`` files load (the :class:`Detector` then runs the
-  same host NMS as for every runtime).
+- OpenCV 5: its DNN module has a NonMaxSuppression layer. OpenCV 4.x has none, and 4.6 (Debian
+  12's C++ library) reads not even a ``--no-nms`` file (no Clip with min/max inputs, no Squeeze
+  with an axes input); a ``--no-nms`` file gets the same host NMS as on every runtime.
 - A dynamic batch runs: OpenCV re-plans the network when the batch size changes.
 
 ``engine`` picks OpenCV 5's implementation: ``auto`` (its default: the new engine, falling back to
@@ -42,7 +42,7 @@ def availability() -> Availability:
         return Availability(False, reason="opencv-python(-headless) is not installed")
     if not hasattr(cv2, "dnn"):
         return Availability(False, cv2.__version__, reason=f"OpenCV {cv2.__version__} was built without its dnn module")
-    reason = "" if _major(cv2.__version__) >= 5 else f"OpenCV {cv2.__version__} has no NonMaxSuppression layer: only files exported with --no-nms run"
+    reason = "" if _major(cv2.__version__) >= 5 else f"OpenCV {cv2.__version__}: 4.x has no NonMaxSuppression layer, and 4.6 reads none of our files (OpenCV 5 does)"
     return Availability(True, cv2.__version__, ("cpu",), reason)
 
 
@@ -122,7 +122,7 @@ def _read_net(path: Path, engine: str) -> Any:
     except cv2.error as error:
         note = ""
         if "NonMaxSuppression" in str(error):
-            note = ". Note: this OpenCV has no NonMaxSuppression layer: export with --no-nms (NMS then runs on the host), or use OpenCV 5"
+            note = ". Note: this OpenCV has no NonMaxSuppression layer; OpenCV 5 has (pip install 'opencv-python-headless>=5')"
         raise ExportError(path, f"OpenCV DNN {cv2.__version__} cannot read it: {_first_line(error)}{note}") from None
 
 
