@@ -56,13 +56,13 @@ def images():
     return [render_scene(rng, size).image for size in [(200, 300), (128, 128), (360, 480), (90, 160), (256, 256)]]
 
 
-def _product_graph(hard_swish: bool = False) -> onnx.ModelProto:
+def _product_graph(hard_swish: bool = False, alpha: float = 1 / 6) -> onnx.ModelProto:
     """y = features * hardsigmoid(mean of features over H, W), features = relu(x): the
     squeeze-and-excitation product; or, ``hard_swish``, y = features * hardsigmoid(features)."""
     nodes = [
         helper.make_node("Relu", ["x"], ["features"]),
         helper.make_node("GlobalAveragePool", ["features"], ["pooled"]),
-        helper.make_node("HardSigmoid", ["features" if hard_swish else "pooled"], ["scale"], alpha=1 / 6, beta=0.5),
+        helper.make_node("HardSigmoid", ["features" if hard_swish else "pooled"], ["scale"], alpha=alpha, beta=0.5),
         helper.make_node("Mul", ["scale", "features"], ["y"]),
     ]
     graph = helper.make_graph(
@@ -77,6 +77,7 @@ def test_guard_makes_opencv_compute_the_squeeze_excitation_product(tmp_path):
     product = _product_graph()
     assert misread_nodes(product) == ["y"]
     assert misread_nodes(_product_graph(hard_swish=True)) == []  # Mul(x, HardSigmoid(x)): left alone
+    assert misread_nodes(_product_graph(alpha=0.2)) == []  # OpenCV rewrites only alpha 1/6, beta 0.5
     assert guard_hardsigmoid_products(product) == 1 and misread_nodes(product) == []
     assert [node.op_type for node in product.graph.node] == ["Relu", "GlobalAveragePool", "HardSigmoid", "Identity", "Mul"]
     onnx.checker.check_model(product, full_check=True)

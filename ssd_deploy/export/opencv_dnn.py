@@ -19,10 +19,20 @@ OpenCV 5.0.0; OpenCV 4.x has no NonMaxSuppression layer, and 4.6's importer read
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 from onnx import helper
 
 GUARD_SUFFIX = "_opencv_dnn_guard"
+
+
+def _is_hard_swish_gate(node: onnx.NodeProto) -> bool:
+    """A HardSigmoid with alpha 1/6 and beta 0.5 (as float32): the one OpenCV's rewrite matches
+    (ONNX's defaults are alpha 0.2, beta 0.5)."""
+    if node.op_type != "HardSigmoid":
+        return False
+    values = {attribute.name: attribute.f for attribute in node.attribute}
+    return np.float32(values.get("alpha", 0.2)) == np.float32(1 / 6) and np.float32(values.get("beta", 0.5)) == np.float32(0.5)
 
 
 def _misread_products(graph: onnx.GraphProto) -> list[tuple[onnx.NodeProto, onnx.NodeProto]]:
@@ -35,7 +45,7 @@ def _misread_products(graph: onnx.GraphProto) -> list[tuple[onnx.NodeProto, onnx
             continue
         for operand, other in (node.input, node.input[::-1]):
             source = producers.get(operand)
-            if source is not None and source.op_type == "HardSigmoid" and source.input[0] != other:
+            if source is not None and _is_hard_swish_gate(source) and source.input[0] != other:
                 pairs.append((source, node))
     return pairs
 
