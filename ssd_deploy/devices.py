@@ -52,10 +52,11 @@ NO_CUDA = "CUDA is not available here (no NVIDIA GPU or driver found: torch.cuda
 def resolve_auto(device: str, runtime: str | None = None) -> str:
     """``auto`` (the console scripts' default) as the device a command runs on: ``cuda`` when torch
     sees a CUDA device, else ``cpu``; for OpenVINO the CPU (a CUDA GPU is not an OpenVINO device,
-    and its own AUTO device hides which precision it applied). Any other device is returned as given."""
+    and its own AUTO device hides which precision it applied), and for OpenCV DNN, which runs on
+    the CPU here. Any other device is returned as given."""
     if str(device).strip().lower() != "auto":
         return device
-    return "cuda" if torch.cuda.is_available() and runtime != "openvino" else "cpu"
+    return "cuda" if torch.cuda.is_available() and runtime not in ("openvino", "opencv") else "cpu"
 
 
 def cuda_problem(device: str | torch.device, index: int | None = None) -> str | None:

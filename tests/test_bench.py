@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ from ssd_deploy.bench import LatencyConfig, ParityReport, ParityRow, baseline_un
 from ssd_deploy.bench.baseline import TorchvisionBaseline
 from ssd_deploy.artifacts import ExportSettings, FileKind, file_names
 from ssd_deploy.bench.report import finite
-from ssd_deploy.bench.variants import plan_variants, prepare_variants
+from ssd_deploy.bench.variants import NAMED_ONLY, plan_variants, prepare_variants
 from ssd_deploy.checkpoint import save_checkpoint
 from ssd_deploy.cli import run_cli
 from ssd_deploy.cli.bench import main as bench_main
@@ -113,8 +114,12 @@ def test_baseline_is_refused_without_a_torchvision_counterpart():
 def test_unavailable_runtimes_are_skipped_with_reasons_and_an_error_when_named(v3_checkpoint):
     planned, skipped = plan_variants(v3_checkpoint, None, None, "cpu")
     usable = {name for name, status in available().items() if status.usable}
-    assert {p.runtime for p in planned} == usable
+    assert {p.runtime for p in planned} == usable - set(NAMED_ONLY)
     reasons = {(s.runtime, s.precision): s.reason for s in skipped}
+    assert "--runtimes opencv" in reasons[("opencv", None)]  # needs its own export: only when named
+    named, _ = plan_variants(v3_checkpoint, ("opencv",), None, "cpu")
+    assert [(p.runtime, p.precision, p.kind) for p in named] == [("opencv", "fp32", FileKind("onnx", "fp32", opencv_dnn=True))]
+    assert file_names(FileKind("onnx", opencv_dnn=True), ExportSettings(Path("cache")))[0] == "onnx-fp32-opencv.onnx"
     for name, status in available().items():
         if not status.usable:
             assert reasons[(name, None)] == status.reason

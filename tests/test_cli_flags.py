@@ -54,6 +54,7 @@ def test_auto_device_is_cuda_when_there_is_one(monkeypatch, cuda):
     expected = "cuda" if cuda else "cpu"
     assert resolve_auto("auto") == resolve_auto("AUTO", "onnxruntime") == expected
     assert resolve_auto("auto", "openvino") == "cpu"  # a CUDA GPU is no OpenVINO device
+    assert resolve_auto("auto", "opencv") == "cpu"  # OpenCV DNN runs on the CPU here
     assert resolve_auto("cuda:1") == "cuda:1" and resolve_auto("cpu") == "cpu"
     parser = export.build_parser()
     for argv, device in ((["--format", "onnx"], "cpu"), (["--format", "torchscript"], "cpu"), (["--format", "pt2"], expected),

@@ -67,7 +67,7 @@ def export_network_only(model, class_names: Sequence[str], kind: FileKind, path:
     metadata = describe_model(model, list(class_names), nms=False, batch=None, precision="fp32" if kind.precision == "int8" else kind.precision, format=kind.format)
     strings = dataclasses.replace(metadata, network_only=True).to_strings()
     example = sample_batch(model.config.input_size, 2).to(device)
-    extra = {"opset": ExportOptions().opset} if kind.format == "onnx" else {}
+    extra = {"opset": ExportOptions().opset, "opencv_dnn": kind.opencv_dnn} if kind.format == "onnx" else {}
 
     def write(tmp: Path) -> None:
         if kind.precision == "int8":

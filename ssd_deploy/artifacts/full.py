@@ -28,6 +28,7 @@ def export_options(kind: FileKind, settings: ExportSettings) -> ExportOptions:
         device=settings.device if on_device else "cpu",
         verify=settings.verify,
         postprocess=settings.postprocess,
+        opencv_dnn=kind.opencv_dnn,
     )
 
 

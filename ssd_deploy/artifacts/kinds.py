@@ -28,10 +28,12 @@ CACHE_VERSION = 2
 @dataclass(frozen=True)
 class FileKind:
     """An exported file a variant needs: format (``onnx``, ``torchscript``, ``pt2``) and the
-    precision of its weights (``fp32``, ``fp16``, ``int8``); None for the checkpoint itself."""
+    precision of its weights (``fp32``, ``fp16``, ``int8``); None for the checkpoint itself.
+    ``opencv_dnn``: an ONNX file exported for OpenCV DNN (``ssd-export --opencv-dnn``)."""
 
     format: str | None
     precision: str = "fp32"
+    opencv_dnn: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ def file_names(kind: FileKind, settings: ExportSettings) -> tuple[str, str]:
         tag += f"-{int8_quantizer()}-{calibration.count}-{_short_hash(str(Path(calibration.folder).resolve()))}"
     if kind.format == "pt2" or kind.precision == "fp16":
         tag += f"-{torch.device(settings.device).type}"
+    if kind.opencv_dnn:
+        tag += "-opencv"
     post = settings.postprocess
     if post != PostprocessConfig():
         tag += f"-s{post.score_threshold:g}-iou{post.iou_threshold:g}-k{post.max_detections}-top{post.topk_candidates}-pre{post.pre_nms_topk}"
@@ -97,4 +101,4 @@ def _short_hash(text: str) -> str:
 
 def exported_kinds(kinds: Iterable[FileKind]) -> list[FileKind]:
     """The exported files among ``kinds`` (not the checkpoint itself), each once, in a fixed order."""
-    return sorted({kind for kind in kinds if kind.format is not None}, key=lambda k: (k.format, k.precision))
+    return sorted({kind for kind in kinds if kind.format is not None}, key=lambda k: (k.format, k.precision, k.opencv_dnn))

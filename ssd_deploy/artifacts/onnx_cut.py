@@ -87,7 +87,7 @@ def extract_network(full: Path, path: Path) -> Path:
     used = {name for node in nodes for name in node.input}
     nodes += [onnx.helper.make_node("Identity", [loc], ["loc"], name="network_only_loc"),
               onnx.helper.make_node("Identity", [logits], ["logits"], name="network_only_logits")]
-    outputs = [onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in NETWORK_OUTPUTS]
+    outputs = [_typed_output(model, tensor, name) for tensor, name in zip((loc, logits), NETWORK_OUTPUTS)]
     inputs = [value for value in graph.input if value.name == INPUT_NAME]
     initializers = [tensor for tensor in graph.initializer if tensor.name in used]
     cut = onnx.helper.make_model(
@@ -100,6 +100,16 @@ def extract_network(full: Path, path: Path) -> Path:
     onnx.helper.set_model_props(cut, properties)
     atomic_write(path, lambda tmp: onnx.save_model(cut, str(tmp)))
     return path
+
+
+def _typed_output(model: onnx.ModelProto, tensor: str, name: str) -> onnx.ValueInfoProto:
+    """The graph output ``name`` with the type and shape ONNX infers for ``tensor`` in ``model``
+    ([N, P, 4] / [N, P, C]): OpenCV DNN refuses outputs declared without a shape."""
+    inferred = {value.name: value for value in onnx.shape_inference.infer_shapes(model).graph.value_info}
+    output = onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+    if tensor in inferred:
+        output.type.CopyFrom(inferred[tensor].type)
+    return output
 
 
 def name_network_outputs(path: Path) -> None:

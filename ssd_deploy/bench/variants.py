@@ -25,6 +25,9 @@ from ..runtimes.base import PRECISIONS
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 CHECKPOINT = FileKind(None)  # the pytorch runtime runs the checkpoint itself
+# Runtimes run only when named (--runtimes NAME), each with why: they need files of their own, which
+# "every runtime usable here" (the demo's default) would export and time on every run.
+NAMED_ONLY = {"opencv": "runs only when named (--runtimes opencv): it needs its own export (ssd-export --opencv-dnn)"}
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,11 @@ def precision_support(runtime: str, device: str) -> dict[str, FileKind | str]:
         if not cuda:
             return {p: "TensorRT needs an NVIDIA GPU (--device cuda)" for p in PRECISIONS}
         return {p: FileKind("onnx") for p in PRECISIONS}  # TensorRT builds the precision from the fp32 ONNX
+    if runtime == "opencv":
+        if cuda:
+            return {p: "OpenCV DNN runs on the CPU here (bench it with --device cpu)" for p in PRECISIONS}
+        float_only = "OpenCV DNN runs fp32 ONNX files (exported with --opencv-dnn)"
+        return {"fp32": FileKind("onnx", opencv_dnn=True), "fp16": float_only, "bf16": float_only, "int8": float_only}
     raise SSDDeployError(f"runtime {runtime!r} is unknown")
 
 
@@ -218,6 +226,8 @@ def _runtime_reason(name: str, path: Path, file_precision: str | None, explicit:
         if explicit:
             raise SSDDeployError(f"runtime {name}: not usable here: {status.reason}")
         return status.reason
+    if not explicit and name in NAMED_ONLY:
+        return NAMED_ONLY[name]
     if file_precision is not None and (name == "pytorch" or path.suffix.lower() not in RUNTIMES[name].suffixes):
         what = "runs training checkpoints" if name == "pytorch" else f"does not read {path.suffix} files"
         return f"{what} (give the checkpoint to export what it needs)"

@@ -68,6 +68,10 @@ def _graph_flags(parser: argparse.ArgumentParser) -> None:
         help="simplify the ONNX graph with onnxslim before writing (onnx, openvino, tensorrt; needs the onnxslim package); "
         "the metadata says so, and --verify checks the simplified file",
     )
+    parser.add_argument(
+        "--opencv-dnn", action="store_true",
+        help="an ONNX file OpenCV 5's DNN module (cv2.dnn, cv::dnn) runs correctly (SSDLite-MobileNetV3 needs it); also verified there",
+    )
     parser.add_argument("--score", type=float, default=defaults.score_threshold, help="score threshold in the graph")
     parser.add_argument("--iou", type=float, default=defaults.iou_threshold, help="IoU threshold of the class-aware NMS")
     parser.add_argument("--max-det", type=int, default=defaults.max_detections, help="K: detections kept per image")
@@ -150,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         int8_quantizer=args.int8_quantizer,
         int8_method=args.int8_method,
         int8_head=args.int8_head,
+        opencv_dnn=args.opencv_dnn,
     )
     print(f"exporting {args.model} to {args.format}...", file=sys.stderr)
     result = export_model(args.model, args.output, options)

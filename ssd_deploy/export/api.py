@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import os
 import time
@@ -67,6 +68,8 @@ class ExportOptions:
             when installed, else ort).
         int8_method: ONNX Runtime's calibration: ``minmax``, ``entropy`` or ``percentile``.
         int8_head: quantise the detection head too (the backbone only by default).
+        opencv_dnn: an ONNX file OpenCV's DNN module runs: the products it misreads are guarded
+            (:mod:`ssd_deploy.export.opencv_dnn`) and ``verify`` runs the file on OpenCV DNN too.
     """
 
     format: str = "onnx"
@@ -84,6 +87,7 @@ class ExportOptions:
     int8_quantizer: str = "auto"
     int8_method: str = "percentile"
     int8_head: bool = False
+    opencv_dnn: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "calibration", as_calibration(self.calibration))
@@ -200,6 +204,8 @@ def _prepare(
     if calibration is not None and calibration.unreadable:
         result.unreadable_images = list(calibration.unreadable)
         result.notes.append(f"calibrated on {len(calibration.paths)} images; {len(calibration.unreadable)} unreadable left out (listed above)")
+    if options.opencv_dnn and options.verify:
+        result.notes.append("verified on ONNX Runtime and on OpenCV DNN: the counts are both runs' together")
     plan = _Plan(output, get_format(options.format), network, spec, metadata, calibration, example)
     return plan, result
 
@@ -323,6 +329,11 @@ def _check_options(options: ExportOptions, output: Path) -> None:
             raise SSDDeployError(f"--int8-quantizer {options.int8_quantizer!r}: expected auto, {', '.join(QUANTIZERS)}")
         if options.int8_method not in CALIBRATION_METHODS:
             raise SSDDeployError(f"--int8-method {options.int8_method!r}: expected one of {', '.join(CALIBRATION_METHODS)}")
+    if options.opencv_dnn and (options.format != "onnx" or options.precision == "int8"):
+        raise SSDDeployError(
+            f"--opencv-dnn with --format {options.format} --precision {options.precision}: OpenCV DNN runs float ONNX files. "
+            "Note: use --format onnx without --int8"
+        )
     if output.exists() and output.is_dir():
         raise ExportError(output, "is a folder. Note: give a file name")
 
@@ -383,7 +394,9 @@ def _verify(
     options: ExportOptions,
     calibration: CalibrationBatches | None = None,
 ) -> Comparison:
-    run = load_runner_function(path, options.device)
+    runs = {"": load_runner_function(path, options.device)}
+    if options.opencv_dnn:  # the file is made for OpenCV DNN: it must reproduce the model there too
+        runs["on OpenCV DNN: "] = load_runner_function(path, "cpu", runtime="opencv")
     sizes = DYNAMIC_VERIFY_BATCHES if spec.batch is None else (spec.batch,)
     pictures = read_pictures(options.verify_images)
     batches = [sample_batch(spec.input_size, size, pictures, seed=size) for size in sizes]
@@ -394,7 +407,12 @@ def _verify(
             pictures = read_pictures(calibration.paths[:: max(1, len(calibration.paths) // 32)][:32])
         size = spec.batch or DEFAULT_BATCH_SIZE
         batches = [sample_batch(spec.input_size, size, pictures[i:] + pictures[:i]) for i in range(0, max(len(pictures), 1), size)]
-        return verify_recall(spec.build(network), run, batches, options.postprocess, spec.nms)
+        return verify_recall(spec.build(network), runs[""], batches, options.postprocess, spec.nms)
     tolerances = FP16_TOLERANCES if options.precision == "fp16" else float32_tolerances(network, spec.priors, batches, spec.sigmoid)
     post = options.postprocess
-    return verify(spec.build(network), run, batches, spec.nms, tolerances, post.score_threshold, post.iou_threshold)
+    comparisons = []
+    for where, run in runs.items():
+        comparison = verify(spec.build(network), run, batches, spec.nms, tolerances, post.score_threshold, post.iou_threshold)
+        comparison.problems = [where + problem for problem in comparison.problems]
+        comparisons.append(comparison)
+    return functools.reduce(Comparison.merge, comparisons)

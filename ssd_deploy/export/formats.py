@@ -58,7 +58,7 @@ FORMATS = {
     ),
     "onnx": ExportFormat(
         "onnx", ".onnx", "ONNX (opset >= 17) with the standard NonMaxSuppression operator",
-        write_onnx, ("opset", "simplify"), read_onnx_metadata,
+        write_onnx, ("opset", "simplify", "opencv_dnn"), read_onnx_metadata,
     ),
     "pt2": ExportFormat(
         "pt2", ".pt2", "torch.export program compiled by AOTInductor (Python or C++ AOTIModelPackageLoader)",

@@ -23,6 +23,7 @@ from ..postprocess import candidate_nms, grouped_nms
 from ..errors import ExportError
 from .graph import GraphSpec
 from .metadata import DECODED_OUTPUTS, INPUT_NAME, NMS_OUTPUTS
+from .opencv_dnn import guard_hardsigmoid_products
 
 # The dynamo exporter emits opset 18 natively; lower versions go through ONNX's version converter.
 MIN_OPSET = 17
@@ -46,9 +47,11 @@ def write(
     metadata: dict[str, str],
     opset: int = DEFAULT_OPSET,
     simplify: bool = False,
+    opencv_dnn: bool = False,
 ) -> None:
     """Export ``spec.build(network)`` on ``example`` to ``path`` with ``metadata``; with
-    ``simplify``, the graph simplified by :func:`simplify_model` first."""
+    ``simplify``, the graph simplified by :func:`simplify_model` first; ``opencv_dnn`` guards the
+    products OpenCV's DNN module misreads (:mod:`ssd_deploy.export.opencv_dnn`)."""
     graph = spec.build(network, nms_backend="onnx")
     dynamic_shapes = None if spec.batch is not None else {INPUT_NAME: {0: torch.export.Dim("batch", min=1)}}
     loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
@@ -77,6 +80,8 @@ def write(
     if simplify:
         model = simplify_model(model, path)
     drop_default_scatter_reduction(model)
+    if opencv_dnn:  # after simplifying, which would remove the guards (Identity nodes)
+        guard_hardsigmoid_products(model)
     onnx.helper.set_model_props(model, metadata)  # after simplifying: whatever onnxslim kept is replaced
     try:
         onnx.checker.check_model(model, full_check=True)

@@ -49,10 +49,10 @@ def verification_images(folder: Path | None) -> list[Path]:
     return found
 
 
-def load_runner_function(path: Path, device: str) -> Callable[[Tensor], tuple[Tensor, ...]]:
-    """The exported file as users run it, through :func:`ssd_deploy.runtimes.load` (the runtime
-    picked from the file, as for ``Detector``), as a function of a float32 batch Tensor[N, 3, H, W]
-    returning the contract's outputs as CPU tensors.
+def load_runner_function(path: Path, device: str, runtime: str = "auto") -> Callable[[Tensor], tuple[Tensor, ...]]:
+    """The exported file as users run it, through :func:`ssd_deploy.runtimes.load` (``runtime``,
+    by default picked from the file, as for ``Detector``), as a function of a float32 batch
+    Tensor[N, 3, H, W] returning the contract's outputs as CPU tensors.
 
     ONNX files are checked on ONNX Runtime's CPU provider whatever ``device`` is: the CPU wheel is
     what the export's extra installs, and a CUDA export of ONNX differs only in where it was traced.
@@ -60,7 +60,7 @@ def load_runner_function(path: Path, device: str) -> Callable[[Tensor], tuple[Te
     # Runtimes read export metadata, so importing them when this module loads would be circular.
     from ..runtimes import load
 
-    runner = load(path, device="cpu" if path.suffix.lower() == ".onnx" else device).runner
+    runner = load(path, runtime, device="cpu" if path.suffix.lower() == ".onnx" else device).runner
 
     def run(images: Tensor) -> tuple[Tensor, ...]:
         return tuple(torch.from_numpy(output) for output in runner.infer(images).values())

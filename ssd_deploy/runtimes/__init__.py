@@ -48,7 +48,7 @@ def load(
             (``ssd300_vgg16``, ``ssdlite320_mobilenet_v3_large``), or a file from ``ssd-export`` (``.ts``, ``.onnx``, ``.pt2``),
             a TensorRT engine (``.engine``/``.plan``) or an OpenVINO IR (``.xml``).
         runtime: ``auto`` (from the file, see :func:`runtime_for_file`) or a name in
-            :data:`RUNTIMES`: pytorch, torchscript, aotinductor, onnxruntime, openvino, tensorrt.
+            :data:`RUNTIMES`: pytorch, torchscript, aotinductor, onnxruntime, openvino, tensorrt, opencv.
         device: ``cpu``, ``cuda``/``cuda:N``, and for OpenVINO also ``gpu``/``npu``/``auto``.
         precision: ``auto`` (the file's; fp32 for a checkpoint), or ``fp32``, ``fp16``, ``bf16``,
             ``int8`` where the runtime and file support it.

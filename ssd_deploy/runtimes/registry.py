@@ -65,6 +65,7 @@ RUNTIMES: dict[str, RuntimeSpec] = {
         RuntimeSpec("onnxruntime", "onnxruntime", (".onnx",), "exported ONNX on ONNX Runtime (CPU, CUDA, TensorRT providers)", "cpu"),
         RuntimeSpec("openvino", "openvino", (".onnx", ".xml"), "exported ONNX or OpenVINO IR on OpenVINO (CPU, GPU, NPU)", "openvino"),
         RuntimeSpec("tensorrt", "tensorrt", (".engine", ".plan", ".onnx"), "TensorRT engine, built from exported ONNX and cached", "gpu"),
+        RuntimeSpec("opencv", "opencv", (".onnx",), "exported ONNX on OpenCV's DNN module (cv2.dnn, CPU; ssd-export --opencv-dnn)"),
     )
 }
 
