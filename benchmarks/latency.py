@@ -127,6 +127,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--train-images", type=int, default=800, help="generated images to train a missing checkpoint on (one epoch)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench-latency"), help="output folder (exports cached in OUT/cache)")
     parser.add_argument("--runtimes", nargs="+", help="runtimes to measure (default: every one usable here)")
+    parser.add_argument("--precisions", nargs="+", help="precisions to measure (default: every one a runtime supports here)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="images per detect() call")
     parser.add_argument("--iterations", type=int, default=50, help="timed calls per measurement")
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls first")
@@ -158,6 +159,7 @@ def _models(args: argparse.Namespace) -> dict[str, Path]:
 
 def _run(paths: list[Path], args: argparse.Namespace, score: float, out: Path) -> LatencyReport:
     config = LatencyConfig(runtimes=tuple(args.runtimes) if args.runtimes else None, batch_sizes=tuple(args.batch_sizes),
+                           precisions=tuple(args.precisions) if args.precisions else None,
                            warmup=args.warmup, iterations=args.iterations, threads=args.threads, images=args.images,
                            calibration=Calibration(args.calib), max_seconds=args.max_seconds, verify=not args.no_verify, export_jobs=2,
                            postprocess=PostprocessConfig(score_threshold=score, pre_nms_topk=args.pre_nms_topk))
