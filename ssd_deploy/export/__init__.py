@@ -7,7 +7,8 @@
 The exported contract is described in :mod:`ssd_deploy.export.metadata`.
 """
 
-from .api import EXPORT_PRECISIONS, ExportOptions, ExportResult, default_output, export_int8_from_float, export_model
+from .api import ExportResult, default_output, export_int8_from_float, export_model
+from .options import EXPORT_PRECISIONS, ExportOptions
 from .formats import FORMATS, ExportFormat, format_of_file, get_format, read_metadata
 from .metadata import CONTRACT_VERSION, ExportMetadata, describe_model
 

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from ..postprocess import candidate_nms, grouped_nms
 from ..errors import ExportError
 from .graph import GraphSpec
-from .metadata import DECODED_OUTPUTS, INPUT_NAME, NMS_OUTPUTS
+from .metadata import DECODED_OUTPUTS, INPUT_NAME, NMS_OUTPUTS, ExportMetadata
 from .opencv_dnn import guard_hardsigmoid_products
 
 # The dynamo exporter emits opset 18 natively; lower versions go through ONNX's version converter.
@@ -39,6 +39,8 @@ CUSTOM_TRANSLATIONS = {
 }
 
 
+# Eight parameters: the writer's signature is the format table's contract (network, graph, example,
+# path, metadata) plus the options the table names for ONNX (opset, simplify, opencv_dnn).
 def write(
     network: nn.Module,
     spec: GraphSpec,
@@ -155,3 +157,12 @@ def read_model(path: Path) -> onnx.ModelProto:
 def read_metadata(path: Path) -> dict[str, str]:
     """``metadata_props`` as a dict, without loading external weight files."""
     return {prop.key: prop.value for prop in read_model(path).metadata_props}
+
+
+def onnx_metadata(path: str | Path) -> ExportMetadata:
+    """The :class:`ExportMetadata` of an exported ONNX file (the TensorRT runtime builds from
+    these; it reads them here rather than through the format table, which imports its builder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(path, "no such file")
+    return ExportMetadata.from_strings(read_metadata(path), path)

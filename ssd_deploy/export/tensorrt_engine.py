@@ -33,6 +33,8 @@ from .onnx import DEFAULT_OPSET
 from .onnx import write as write_onnx
 
 
+# Ten parameters: the format table's writer contract (network, graph, example, path, metadata) plus
+# the options it names for TensorRT (opset, simplify, precision, calibration, device).
 def write(
     network: nn.Module,
     spec: GraphSpec,

@@ -18,7 +18,7 @@ import torch
 
 from ...files import atomic_write
 from ...errors import ExportError, RuntimeUnavailableError, SSDDeployError
-from ...export.formats import read_metadata
+from ...export.onnx import onnx_metadata as read_metadata
 from ...export.int8 import check_symmetric_qdq
 from ...export.metadata import INPUT_NAME, NMS_OUTPUTS, ExportMetadata
 from .cache import MIB, engine_record, file_sha256, sidecar_path

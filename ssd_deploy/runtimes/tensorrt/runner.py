@@ -17,7 +17,7 @@ import torch
 
 from ...devices import NO_CUDA
 from ...errors import SSDDeployError
-from ...export.formats import read_metadata
+from ...export.onnx import onnx_metadata as read_metadata
 from ...export.metadata import INPUT_NAME
 from ..base import InputError, Runner, as_torch_batch, check_precision
 from ..registry import Availability
