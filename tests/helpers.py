@@ -38,3 +38,18 @@ def train_on_shapes(arch: str = "ssdlite_mobilenet_v2", size: int = 128, steps: 
         total.backward()
         optimizer.step()
     return model.eval()
+
+
+def padded_detections(detections, images, capacity: int = 200):
+    """Detections of each image back in the padded layout (as the graphs give them), boxes as fractions of the image."""
+    n = len(detections)
+    num = torch.zeros(n, dtype=torch.int32)
+    boxes, scores, labels = torch.zeros(n, capacity, 4), torch.zeros(n, capacity), torch.zeros(n, capacity, dtype=torch.int32)
+    for i, (found, image) in enumerate(zip(detections, images)):
+        height, width = image.shape[:2]
+        k = len(found)
+        num[i] = k
+        boxes[i, :k] = torch.from_numpy(found.boxes) / torch.tensor([width, height, width, height])
+        scores[i, :k] = torch.from_numpy(found.scores)
+        labels[i, :k] = torch.from_numpy(found.labels).int()
+    return num, boxes, scores, labels

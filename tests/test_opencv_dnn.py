@@ -17,7 +17,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from helpers import informative_init
+from helpers import informative_init, padded_detections
 from ssd_deploy.cli.detect import main as detect_main
 from ssd_deploy.cli.export import build_parser as export_parser
 from ssd_deploy.compare import ROUNDING_FACTOR, compare_decoded, compare_detections, float32_tolerances
@@ -134,24 +134,9 @@ def test_opencv_detects_what_onnxruntime_detects(file, files, images, model):
     assert comparison.ok, comparison.problems[:3]
     # Detector.detect: host NMS for "raw", boxes in each image's pixels (compared as fractions)
     assert all(len(d) > 0 for d in found)
-    detected = compare_detections(_padded(wanted, images), _padded(found, images), tolerances, post.score_threshold, post.iou_threshold)
+    detected = compare_detections(padded_detections(wanted, images), padded_detections(found, images), tolerances, post.score_threshold, post.iou_threshold)
     assert detected.ok, detected.problems[:3]
     assert detected.matched >= 0.95 * sum(len(d) for d in wanted)
-
-
-def _padded(detections, images, capacity: int = 200):
-    """Detections of each image in the padded layout, boxes as fractions of the image."""
-    n = len(detections)
-    num = torch.zeros(n, dtype=torch.int32)
-    boxes, scores, labels = torch.zeros(n, capacity, 4), torch.zeros(n, capacity), torch.zeros(n, capacity, dtype=torch.int32)
-    for i, (found, image) in enumerate(zip(detections, images)):
-        height, width = image.shape[:2]
-        k = len(found)
-        num[i] = k
-        boxes[i, :k] = torch.from_numpy(found.boxes) / torch.tensor([width, height, width, height])
-        scores[i, :k] = torch.from_numpy(found.scores)
-        labels[i, :k] = torch.from_numpy(found.labels).int()
-    return num, boxes, scores, labels
 
 
 def test_opencv_runtime_is_listed_and_checks_its_arguments(files):

@@ -18,6 +18,7 @@ import onnx
 import pytest
 import torch
 
+from helpers import padded_detections
 from ssd_deploy.cli import run_cli
 from ssd_deploy.cli.detect import main as detect_main
 from ssd_deploy.compare import Tolerances, compare_detections, detection_recall
@@ -75,21 +76,6 @@ def images():
     ]
 
 
-def _padded(detections, images, capacity: int = 200):
-    """Detections of each image back into the padded layout, boxes as fractions of the image."""
-    n = len(detections)
-    num = torch.zeros(n, dtype=torch.int32)
-    boxes, scores, labels = torch.zeros(n, capacity, 4), torch.zeros(n, capacity), torch.zeros(n, capacity, dtype=torch.int32)
-    for i, (found, image) in enumerate(zip(detections, images)):
-        height, width = image.shape[:2]
-        k = len(found)
-        num[i] = k
-        boxes[i, :k] = torch.from_numpy(found.boxes) / torch.tensor([width, height, width, height])
-        scores[i, :k] = torch.from_numpy(found.scores)
-        labels[i, :k] = torch.from_numpy(found.labels).int()
-    return num, boxes, scores, labels
-
-
 @pytest.fixture(scope="module")
 def reference(files, images):
     with load(files["ckpt"]) as detector:
@@ -117,7 +103,7 @@ def test_every_runtime_gives_the_same_detections(runtime, file, files, images, r
         detections = detector.detect(images)
         assert detector.last_times.batches == (4 if file.startswith("fixed") else 3) and detector.last_times.infer_ms > 0
     assert [len(d) > 0 for d in detections] == [True] * len(images)
-    comparison = compare_detections(_padded(reference, images), _padded(detections, images), FP32_PARITY, 0.01, 0.45)
+    comparison = compare_detections(padded_detections(reference, images), padded_detections(detections, images), FP32_PARITY, 0.01, 0.45)
     assert comparison.ok, comparison.problems[:5]
     assert comparison.matched >= 0.95 * sum(len(d) for d in reference)  # excuses are rare, not the rule
     assert detections[0].class_names == list(CLASS_NAMES)
@@ -136,7 +122,7 @@ def test_reduced_precisions_find_the_same_objects(runtime, file, precision, file
                 f"{files[file].name}: OpenVINO runs fp32 on CPU, which has no native {precision}"
             ])
         detections = detector.detect(images)
-    expected, actual = _padded(reference, images), _padded(detections, images)
+    expected, actual = padded_detections(reference, images), padded_detections(detections, images)
     for first, second in ((expected, actual), (actual, expected)):
         found, total = detection_recall(first, second, score_threshold=0.1, min_iou=0.5, score_margin=0.05)
         assert total >= 50 and found >= MIN_RECALL * total, (found, total)
@@ -360,7 +346,7 @@ def test_onnxruntime_settings_are_applied_and_checked(files, images):
 def test_torch_compile_gives_the_eager_detections(files, images, reference):
     with load(files["ckpt"], compile=True) as detector:
         detections = detector.detect(images[:3])
-    comparison = compare_detections(_padded(reference[:3], images[:3]), _padded(detections, images[:3]), FP32_PARITY, 0.01, 0.45)
+    comparison = compare_detections(padded_detections(reference[:3], images[:3]), padded_detections(detections, images[:3]), FP32_PARITY, 0.01, 0.45)
     assert comparison.ok and comparison.matched > 0, comparison.problems[:5]
 
 
