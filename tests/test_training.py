@@ -64,6 +64,31 @@ def test_sgd_groups_follow_the_paper():
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_a_step_the_loss_scaler_skips_changes_nothing(optimizer):
+    """With AMP, the first steps overflow (the scale starts at 65536) and the scaler skips them:
+    the weights and the optimiser's state (SGD's momentum) must stay as they were. Fused SGD
+    advanced its momentum on such steps, and the weights turned NaN at the first real step."""
+    model = create_model("ssdlite_mobilenet_v2", num_classes=3, input_size=(64, 64))
+    optimizer = build_optimizer(model, TrainConfig(optimizer=optimizer, lr=0.01), loss_scaling=True)
+    scaler = torch.amp.GradScaler("cpu")  # the CUDA scaler's logic, runnable here
+    before = [p.detach().clone() for p in model.parameters()]
+    for step in range(2):
+        scaler.scale(torch.ones(()))  # the loss is scaled each step (this creates the scale)
+        for p in model.parameters():
+            p.grad = torch.full_like(p, float("inf") if step == 0 else 1e-3)
+        scaler.step(optimizer)
+        scaler.update()
+        if step == 0:
+            assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+            # SGD keeps no state yet; fused AdamW creates its moments as zeros with step 0
+            assert not any(torch.any(v) for state in optimizer.state.values() for v in state.values() if torch.is_tensor(v))
+            assert scaler.get_scale() == 32768.0
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert any(not torch.equal(p, b) for p, b in zip(model.parameters(), before))  # the second step was taken
+    assert build_optimizer(model, TrainConfig())._step_supports_amp_scaling  # without a scaler SGD stays fused (3x faster here)
+
+
 def test_config_file_then_flags(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("epochs: 3\nbatch_size: 4\nlr: 0.02\ninput_size: 160\n")

@@ -143,10 +143,10 @@ class Trainer:
     def _set_up_optimisation(self) -> None:
         """Optimiser, per-step schedule, AMP loss scaler, and the log (main process only)."""
         config, context = self.config, self.context
-        self.optimizer = build_optimizer(self.model, config)
-        self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
         self.use_amp = config.amp if config.amp is not None else context.device.type == "cuda"
         self.scaler = _grad_scaler(context.device, self.use_amp)
+        self.optimizer = build_optimizer(self.model, config, loss_scaling=self.scaler.is_enabled())
+        self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
         self.history = History(self.output, tensorboard=config.tensorboard and context.is_main) if context.is_main else None
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
