@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import cv2
@@ -155,6 +156,19 @@ def test_pt2_metadata_is_read_without_loading_and_its_device_is_checked(exported
     run = aotinductor.load_package(path, "cpu")
     assert loads == [{"device_index": -1}] and run(sample_batch(SIZE, 1, seed=3))[0].shape == (1,)
     assert (aotinductor.device_index("cuda:1"), aotinductor.device_index("cuda"), aotinductor.device_index("cpu")) == (1, -1, -1)
+
+
+def test_torchscript_convolutions_are_recorded_as_ieee_float32(exported):
+    """Tracing records cuDNN's TF32 setting in each ``aten::_convolution`` (its last argument,
+    allow_tf32), and PyTorch's default is TF32: such a file computes TF32 on any GPU whatever the
+    loading program sets (the GPU check measured scores 1.3e-3 from the CPU's, 50x the model's
+    float32 rounding). The writer traces under IEEE float32."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        graph = torch.jit.load(str(exported["torchscript"].path)).inlined_graph
+    convolutions = [node for node in graph.nodes() if node.kind() == "aten::_convolution"]
+    assert len(convolutions) > 20 and torch.backends.cudnn.conv.fp32_precision != "ieee"  # the default stays as it was
+    assert {list(node.inputs())[-1].toIValue() for node in convolutions} == {False}
 
 
 def test_torchscript_loads_without_torchvision(exported, tmp_path):

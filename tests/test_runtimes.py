@@ -439,3 +439,21 @@ def test_tensorrt_provider_refuses_an_asymmetric_int8_file(tensorrt_provider, tm
     assert _RecordingSession.made == []
     with pytest.raises(SSDDeployError, match="trt_max_batch 0"):
         ort_runtime.OnnxRuntimeRunner(_metadata_onnx(tmp_path / "m.onnx"), device="cuda", providers=providers, trt_max_batch=0)
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "cpu"])
+def test_float32_calls_on_cuda_are_ieee_float32(device):
+    """The torch runtimes run each call in ``devices.inference``: on CUDA, cuDNN convolutions and
+    matrix products compute IEEE float32 (PyTorch's default runs convolutions in TF32), and the
+    caller's settings come back after, also after an error. The flags need no GPU to be read."""
+    from ssd_deploy.devices import inference
+
+    flags = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+    before = [flag.fp32_precision for flag in flags]
+    cuda = device.startswith("cuda")
+    with pytest.raises(KeyError):
+        with inference(device):
+            assert torch.is_inference_mode_enabled()
+            assert [flag.fp32_precision for flag in flags] == (["ieee", "ieee"] if cuda else before)
+            raise KeyError("a failing call")
+    assert [flag.fp32_precision for flag in flags] == before and not torch.is_inference_mode_enabled()

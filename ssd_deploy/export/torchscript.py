@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..devices import ieee_float32
 from ..errors import ExportError
 from .graph import GraphSpec
 
@@ -30,7 +31,7 @@ def write(network: nn.Module, spec: GraphSpec, example: Tensor, path: Path, meta
         # torch.jit is deprecated in favour of torch.export; it is still what LibTorch loads.
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        with torch.no_grad():
+        with torch.no_grad(), ieee_float32():  # else every convolution is recorded as TF32 on CUDA
             traced = torch.jit.trace(network.eval(), example, check_trace=False)
         scripted = torch.jit.script(spec.build(traced, nms_backend="tensor"))
         scripted.save(str(path), _extra_files={METADATA_FILE: json.dumps(metadata)})

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..errors import ExportError
 from ..export import pt2 as pt2_format
-from ..devices import file_device
+from ..devices import file_device, inference
 from .pytorch import availability as torch_availability
 from .registry import Availability
 from .torchscript import ExportedTorchRunner
@@ -65,7 +65,7 @@ def load_package(path: Path, device: str | torch.device = "cpu") -> Callable[[Te
     runner = _load_package(path, device_index(device))
 
     def run(images: Tensor) -> tuple[Tensor, ...]:
-        with torch.inference_mode():
+        with inference(device):
             return tuple(runner(images.to(device)))
 
     return run

@@ -20,7 +20,7 @@ from ..export.metadata import describe_model
 from ..models import SSD
 from ..postprocess import PostprocessConfig
 from .base import Runner, as_torch_batch, check_precision
-from ..devices import torch_device
+from ..devices import inference, torch_device
 from .registry import Availability
 
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -62,13 +62,13 @@ class PyTorchRunner(Runner):
         self._target = target
 
     def _infer(self, batch: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with torch.inference_mode():
+        with inference(self._target):
             return tuple(self.module(as_torch_batch(batch, self._target)))
 
     def infer_network(self, batch: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The network alone, as this runner runs it (cast or compiled): ``(loc [N, P, 4], logits
         [N, P, C])`` float32 on the runner's device, before decoding and NMS."""
-        with torch.inference_mode():
+        with inference(self._target):
             return self.module.model(as_torch_batch(batch, self._target))
 
 

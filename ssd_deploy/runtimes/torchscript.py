@@ -12,9 +12,8 @@ from torch import Tensor
 
 from ..errors import ExportError
 from ..export.formats import read_metadata
-from ..devices import file_device
+from ..devices import file_device, inference, torch_device
 from .base import Runner, as_torch_batch, check_precision
-from ..devices import torch_device
 from .pytorch import availability as torch_availability
 from .registry import Availability
 
@@ -65,7 +64,7 @@ def load_module(path: Path, device: str | torch.device = "cpu") -> Callable[[Ten
     module.eval()
 
     def run(images: Tensor) -> tuple[Tensor, ...]:
-        with torch.inference_mode():
+        with inference(device):
             return tuple(module(images.to(device)))
 
     return run
