@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from ssd_deploy import gpu_check
+from ssd_deploy.compare import Tolerances
 from ssd_deploy.gpu_check import CheckFailed, CheckResult, GpuCheckReport, SkipCheck, run_check
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,11 +89,15 @@ def _padded(boxes, scores, labels):
 def test_comparison_with_cpu_fp32():
     reference = _padded([[0.1, 0.1, 0.4, 0.4], [0.5, 0.5, 0.9, 0.9]], [0.9, 0.6], [1, 2])
     close = _padded([[0.1005, 0.1, 0.4, 0.4], [0.5, 0.5, 0.9, 0.9]], [0.9004, 0.6], [1, 2])  # TF32-sized differences
-    numbers = gpu_check.compare_with_cpu(reference, close, "fp32")
+    derived = Tolerances(box_atol=1e-3, score_atol=1e-3, basis="4 x the model's float32 rounding")  # an ill-conditioned model's
+    numbers = gpu_check.compare_with_cpu(reference, close, "fp32", derived)
     assert numbers["matched"] == 2 and numbers["max_box_diff"] == pytest.approx(5e-4, abs=1e-6)
+    assert numbers["tolerances"] == "4 x the model's float32 rounding"
+    with pytest.raises(CheckFailed, match=r"differs from CPU FP32: .*score differs by 4.00e-04 > 1.0e-05"):
+        gpu_check.compare_with_cpu(reference, close, "fp32")  # the fixed float32 tolerances by default
     moved = _padded([[0.6, 0.0, 0.9, 0.3], [0.5, 0.5, 0.9, 0.9]], [0.9, 0.6], [1, 2])  # no overlap: not a tie swap
     with pytest.raises(CheckFailed, match="differs from CPU FP32"):
-        gpu_check.compare_with_cpu(reference, moved, "fp32")
+        gpu_check.compare_with_cpu(reference, moved, "fp32", derived)
     assert gpu_check.compare_with_cpu(reference, close, "fp16") == {"found": "2/2", "found_back": "2/2"}
     lost = _padded([[0.1, 0.1, 0.4, 0.4]], [0.9], [1])
     with pytest.raises(CheckFailed, match="finds under 85%") as failure:
@@ -125,6 +130,9 @@ def test_the_pytorch_check_runs_on_the_cpu(tmp_path):
     assert numbers["matched"] > 0 and numbers["max_box_diff"] == 0.0  # the same CPU computation
     assert numbers["batch1_ms"] > 0 and numbers["batch4_ms"] > 0
     assert ws.checkpoint("demo").is_file()
+    assert "float32 rounding" in numbers["tolerances"]  # derived from the model, as ssd-export --verify derives them
+    bf16 = gpu_check.check_runtime(ws, "pytorch", "bf16")  # the model is conditioned well enough to judge bf16 (91% here)
+    assert int(bf16["found"].split("/")[1]) > 500
     with pytest.raises(SkipCheck, match="precision fp16 is not supported here"):
         gpu_check.check_runtime(ws, "pytorch", "fp16")  # fp16 is the pytorch runtime's CUDA-only precision
 

@@ -52,11 +52,10 @@ from .environment import (
 )
 from .report import CheckFailed, CheckResult, GpuCheckReport, SkipCheck, run_check
 from .suite import REPO, SUITE, check_suite, merge_junit, parse_junit
-from .workspace import CUDA_FP32, MODELS, SAMPLE_BATCH, TIMED_BATCHES, Workspace, compare_with_cpu, detector_outputs, time_batches
+from .workspace import HEAD_SCALE, MODELS, SAMPLE_BATCH, TIMED_BATCHES, Workspace, compare_with_cpu, conditioned_model, detector_outputs, time_batches
 
 __all__ = [
     "CORE_PACKAGES",
-    "CUDA_FP32",
     "EXPORT_PACKAGES",
     "MODELS",
     "OPTIONAL_PACKAGES",
@@ -66,6 +65,7 @@ __all__ = [
     "TEST_PACKAGES",
     "TIMED_BATCHES",
     "WHEELS",
+    "HEAD_SCALE",
     "CheckFailed",
     "CheckResult",
     "GpuCheckReport",
@@ -78,6 +78,7 @@ __all__ = [
     "check_runtime",
     "check_suite",
     "compare_with_cpu",
+    "conditioned_model",
     "cuda_problem",
     "detector_outputs",
     "install_wheels",
