@@ -418,7 +418,7 @@ def test_tensorrt_provider_caches_under_the_users_cache_with_a_profile(tensorrt_
     assert (options["trt_profile_min_shapes"], options["trt_profile_opt_shapes"], options["trt_profile_max_shapes"]) == (
         "images:1x3x128x96", "images:64x3x128x96", "images:64x3x128x96")
     assert options["device_id"] == 1 and options["trt_fp16_enable"] and not options["trt_int8_enable"]
-    assert _RecordingSession.made[-1][ort_runtime.CUDA] == {"device_id": 1}
+    assert _RecordingSession.made[-1][ort_runtime.CUDA] == {"device_id": 1, "use_tf32": 0}  # float32 as float32
     assert runner.batch_range == (1, 64)
 
     fixed = _metadata_onnx(tmp_path / "fixed.onnx", batch=2)

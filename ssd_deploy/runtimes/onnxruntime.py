@@ -220,7 +220,9 @@ class OnnxRuntimeRunner(Runner):
     def _provider_options(self, provider: str, settings: SessionSettings) -> dict[str, Any]:
         """One provider's options; the TensorRT provider's engine cache folder is made here."""
         if provider != TENSORRT:
-            return {"device_id": self._device_index} if provider == CUDA else {}
+            # use_tf32 is on by default in the CUDA provider: float32 files compute float32, as on the CPU
+            # (PyTorch's TF32 convolutions moved an SSDLite's scores by up to 5e-2; see devices.ieee_float32).
+            return {"device_id": self._device_index, "use_tf32": 0} if provider == CUDA else {}
         cache = Path(settings.trt_cache_dir) if settings.trt_cache_dir else default_trt_cache_dir()
         options = tensorrt_provider_options(self.path, self.metadata, self._device_index, self.precision, cache, settings.trt_max_batch)
         Path(options["trt_engine_cache_path"]).mkdir(parents=True, exist_ok=True)
