@@ -21,8 +21,8 @@ CORE_PACKAGES = {"PIL": "pillow", "tqdm": "tqdm", "yaml": "pyyaml"}
 EXPORT_PACKAGES = {"onnxscript": "onnxscript", "onnx_ir": "onnx-ir"}
 TEST_PACKAGES = {"pytest": "pytest"}
 OPTIONAL_PACKAGES = {"onnxruntime": "onnxruntime", "tensorrt": "tensorrt", "openvino": "openvino", "pycocotools": "pycocotools"}
-# Wheels to bring to a machine without them (pure Python or manylinux, 11 MiB in all).
-WHEELS = ("pillow", "tqdm", "pyyaml", "onnxscript", "onnx-ir", "ml-dtypes", "pytest", "pluggy", "iniconfig", "packaging", "pygments")
+# Wheels to bring to a machine without them (pure Python or manylinux, 11 MiB in all; pycocotools for COCO AP).
+WHEELS = ("pillow", "tqdm", "pyyaml", "onnxscript", "onnx-ir", "ml-dtypes", "pytest", "pluggy", "iniconfig", "packaging", "pygments", "pycocotools")
 
 
 def missing_packages(packages: dict[str, str]) -> list[str]:
