@@ -57,6 +57,7 @@ from .workspace import HEAD_SCALE, MODELS, SAMPLE_BATCH, TIMED_BATCHES, Workspac
 __all__ = [
     "CORE_PACKAGES",
     "EXPORT_PACKAGES",
+    "HEAD_SCALE",
     "MODELS",
     "OPTIONAL_PACKAGES",
     "REPO",
@@ -65,7 +66,6 @@ __all__ = [
     "TEST_PACKAGES",
     "TIMED_BATCHES",
     "WHEELS",
-    "HEAD_SCALE",
     "CheckFailed",
     "CheckResult",
     "GpuCheckReport",

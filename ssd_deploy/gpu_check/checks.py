@@ -53,9 +53,10 @@ def aotinductor_file(ws: Workspace) -> Path:
     from ..export import ExportOptions, export_model
     from ..runtimes import load
 
+    kind = torch.device(ws.device).type
     options = ExportOptions(format="pt2", dynamic_batch=True, verify=False, device=ws.device)
-    path = export_model(ws.checkpoint("demo"), ws.folder / "exports" / f"demo-{torch.device(ws.device).type}.pt2", options).path
-    if torch.device(ws.device).type == "cpu":
+    path = export_model(ws.checkpoint("demo"), ws.folder / "exports" / f"demo-{kind}.pt2", options).path
+    if kind == "cpu":
         return path  # the dry run: a CPU package runs on the CPU, there is no refusal to check
     try:
         load(path, runtime="aotinductor", device="cpu").close()
