@@ -9,6 +9,9 @@ The wheels pip installed carry what the C++ programs link against:
 - ``onnxruntime``: the library only (``onnxruntime/capi/libonnxruntime.so.<version>``), no headers,
   so ``ssd_detect_onnxruntime`` needs an ONNX Runtime release's ``include/`` (``ONNXRUNTIME_ROOT``);
   the wheel's library is used when that folder has none.
+- OpenCV: the ``opencv-python`` wheels have no C++ SDK either, so ``ssd_detect_opencv`` needs an
+  OpenCV 5 build with its dnn module (``OpenCV_DIR``, its ``lib/cmake/opencv5``). OpenCV 4.x (Debian's
+  ``libopencv-dev`` 4.6) has no NonMaxSuppression layer and its importer reads none of the files.
 
 So building is two lines: ``cmake -S examples/cpp -B build/cpp $(ssd-cmake-flags)`` and
 ``cmake --build build/cpp``.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,11 +127,42 @@ def onnxruntime_dependency(root: str | Path | None = None) -> CMakeDependency:
     return CMakeDependency(name, program, tuple(flags), f"headers in {include}, library {library}")
 
 
-def cmake_dependencies(onnxruntime_root: str | Path | None = None) -> list[CMakeDependency]:
+def _cmake_version(config_dir: Path, package: str) -> str | None:
+    """The version a CMake package's ``<package>Config-version.cmake`` declares (``set(<package>_VERSION x.y.z)``)."""
+    version_file = config_dir / f"{package}Config-version.cmake"
+    if not version_file.is_file():
+        return None
+    match = re.search(rf"set\(\s*{package}_VERSION\s+([0-9.]+)\s*\)", version_file.read_text(errors="replace"))
+    return match.group(1) if match else None
+
+
+def opencv_dependency(opencv_dir: str | Path | None = None) -> CMakeDependency:
+    """``OpenCV_DIR`` (the folder of an OpenCV 5 build's ``OpenCVConfig.cmake``), or the environment variable."""
+    name, program = "OpenCV DNN", "ssd_detect_opencv"
+    opencv_dir = opencv_dir or os.environ.get("OpenCV_DIR")
+    note = (
+        "Note: the opencv-python wheels have no C++ SDK, and OpenCV 4.x (Debian's libopencv-dev) reads none of the exported "
+        "files; build OpenCV 5 with its dnn module and pass --opencv-dir <its lib/cmake/opencv5> or set OpenCV_DIR"
+    )
+    if not opencv_dir:
+        return CMakeDependency(name, program, (), f"no OpenCV 5 C++ SDK given. {note}")
+    folder = Path(opencv_dir).expanduser().resolve()
+    version = _cmake_version(folder, "OpenCV")
+    if not (folder / "OpenCVConfig.cmake").is_file() or version is None:
+        return CMakeDependency(name, program, (), f"{folder} has no OpenCVConfig.cmake with a version. {note}")
+    if int(version.split(".")[0]) < 5:
+        return CMakeDependency(name, program, (), f"{folder} is OpenCV {version}, which has no NonMaxSuppression layer. {note}")
+    modules = folder / "OpenCVModules.cmake"
+    if not modules.is_file() or "opencv_dnn" not in modules.read_text(errors="replace"):
+        return CMakeDependency(name, program, (), f"OpenCV {version} in {folder} was built without its dnn module. {note}")
+    return CMakeDependency(name, program, (f"-DOpenCV_DIR={folder}",), f"OpenCV {version} with dnn, CMake config in {folder}")
+
+
+def cmake_dependencies(onnxruntime_root: str | Path | None = None, opencv_dir: str | Path | None = None) -> list[CMakeDependency]:
     """Every runtime the examples can use, found or not (in the order of the programs)."""
-    return [openvino_dependency(), onnxruntime_dependency(onnxruntime_root), libtorch_dependency()]
+    return [openvino_dependency(), onnxruntime_dependency(onnxruntime_root), libtorch_dependency(), opencv_dependency(opencv_dir)]
 
 
-def cmake_flags(onnxruntime_root: str | Path | None = None) -> list[str]:
+def cmake_flags(onnxruntime_root: str | Path | None = None, opencv_dir: str | Path | None = None) -> list[str]:
     """The ``-D`` flags for ``cmake -S examples/cpp``: each runtime found in this environment."""
-    return [flag for dependency in cmake_dependencies(onnxruntime_root) for flag in dependency.flags]
+    return [flag for dependency in cmake_dependencies(onnxruntime_root, opencv_dir) for flag in dependency.flags]

@@ -2,7 +2,7 @@
 
 References: ``ssd_deploy.runtimes.load(file, runtime).detect(image)`` on the same files and images
 (OpenVINO for ssd_detect_openvino, ONNX Runtime for ssd_detect_onnxruntime, TorchScript for
-ssd_detect_libtorch): the same labels, boxes within 1 pixel, scores within 1e-4. The network input
+ssd_detect_libtorch, Python's cv2.dnn for ssd_detect_opencv): the same labels, boxes within 1 pixel, scores within 1e-4. The network input
 the programs build must equal ``ssd_deploy.pipeline.preprocess``'s exactly (that is what makes
 the detections agree). Each program is built once per test session (Ninja when present, -j2).
 """
@@ -23,7 +23,7 @@ import torch
 from onnx import TensorProto, helper
 
 from ssd_deploy.cli.cmake_flags import main as cmake_flags_main
-from ssd_deploy.cpp import cmake_dependencies, cmake_flags, onnxruntime_dependency
+from ssd_deploy.cpp import cmake_dependencies, cmake_flags, onnxruntime_dependency, opencv_dependency
 from ssd_deploy.data.shapes import generate_shapes_dataset
 from ssd_deploy.export import ExportOptions, export_model
 from ssd_deploy.images import read_image
@@ -39,6 +39,7 @@ PROGRAMS = {
     "ssd_detect_openvino": ("onnx", "openvino"),
     "ssd_detect_onnxruntime": ("onnx", "onnxruntime"),
     "ssd_detect_libtorch": ("ts", "torchscript"),
+    "ssd_detect_opencv": ("onnx", "opencv"),  # built only against an OpenCV 5 C++ SDK (OpenCV_DIR)
 }
 
 
@@ -414,7 +415,29 @@ def test_cmake_flags_point_at_the_installed_wheels(capsys):
     assert f"-DTORCH_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}" in printed
     assert cmake_flags_main(["--explain"]) == 0
     explained = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in explained] == ["ssd_detect_openvino", "ssd_detect_onnxruntime", "ssd_detect_libtorch"]
+    assert [line.split(":")[0] for line in explained] == ["ssd_detect_openvino", "ssd_detect_onnxruntime", "ssd_detect_libtorch", "ssd_detect_opencv"]
+
+
+def _opencv_config(folder: Path, version: str, modules: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "OpenCVConfig.cmake").write_text("# an OpenCV build's config\n")
+    (folder / "OpenCVConfig-version.cmake").write_text(f"set(OpenCV_VERSION {version})\n")
+    (folder / "OpenCVModules.cmake").write_text(modules)
+    return folder
+
+
+def test_opencv_dir_must_be_opencv_5_with_dnn(tmp_path, monkeypatch):
+    monkeypatch.delenv("OpenCV_DIR", raising=False)
+    assert not opencv_dependency().found and "no OpenCV 5 C++ SDK given" in opencv_dependency().detail
+    assert "no OpenCVConfig.cmake" in opencv_dependency(tmp_path).detail
+    debian = _opencv_config(tmp_path / "opencv4", "4.6.0", "add_library(opencv_dnn SHARED IMPORTED)\n")
+    assert not opencv_dependency(debian).found and "OpenCV 4.6.0, which has no NonMaxSuppression layer" in opencv_dependency(debian).detail
+    bare = _opencv_config(tmp_path / "bare", "5.0.0", "add_library(opencv_core SHARED IMPORTED)\n")
+    assert not opencv_dependency(bare).found and "built without its dnn module" in opencv_dependency(bare).detail
+    full = _opencv_config(tmp_path / "full", "5.0.0", "add_library(opencv_core SHARED IMPORTED)\nadd_library(opencv_dnn SHARED IMPORTED)\n")
+    monkeypatch.setenv("OpenCV_DIR", str(full))
+    assert opencv_dependency().flags == (f"-DOpenCV_DIR={full.resolve()}",)
+    assert f"-DOpenCV_DIR={full.resolve()}" in cmake_flags()
 
 
 def test_onnxruntime_root_with_headers_only_uses_the_wheels_library(tmp_path):
