@@ -112,6 +112,7 @@ OnnxHeader read_onnx_header(const std::string& path) {
             reader.skip(int(tag & 7), length);
         }
     }
+    if (reader.position() != file_size) reader.fail();  // a length past the end of the file
     return header;
 }
 
