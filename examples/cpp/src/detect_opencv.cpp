@@ -54,8 +54,16 @@ public:
         return text;
     }
 
+    // Past one field's value: a varint (0), 8 bytes (1), `size_if_delimited` bytes (2) or 4 bytes (5).
     void skip(int wire_type, uint64_t size_if_delimited) {
-        uint64_t size = wire_type == 0 ? (varint(), 0) : wire_type == 1 ? 8 : wire_type == 5 ? 4 : wire_type == 2 ? size_if_delimited : (fail(), 0);
+        uint64_t size = 0;
+        switch (wire_type) {
+            case 0: varint(); return;
+            case 1: size = 8; break;
+            case 2: size = size_if_delimited; break;
+            case 5: size = 4; break;
+            default: fail();  // groups (3, 4) are not in onnx.proto
+        }
         in_.seekg(std::streamoff(size), std::ios::cur);
         if (!in_) fail();
     }
