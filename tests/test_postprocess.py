@@ -272,6 +272,26 @@ def test_onnx_translation_of_grouped_nms_matches_eager(tmp_path, pre_nms_topk, b
             assert torch.equal(ours, torch.from_numpy(theirs))
 
 
+@pytest.mark.parametrize("backend", ["operator", "onnx"])
+def test_exported_index_arithmetic_stays_integer(tmp_path, backend):
+    """Prior and label indices are divided as integers in the exported graph. An integer cast to
+    float (torch.div with a rounding mode exports as Cast, Div, Floor) is computed in fp16 by
+    OpenVINO on CPUs with native fp16 and by TensorRT's FP16 flag, where integers past 2048 round:
+    on such a CPU OpenVINO FP16 stopped with "indices values of GatherElement exceed data size"."""
+    boxes, scores = _inputs(seed=14, num_images=2)
+    config = PostprocessConfig(score_threshold=0.2, max_detections=100, topk_candidates=50, pre_nms_topk=200)
+    path = tmp_path / "select.onnx"
+    _export_selection(path, config, backend, boxes, scores)
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    integers = (onnx.TensorProto.INT32, onnx.TensorProto.INT64)
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE)
+    to_float = [node.name for node in graph.node if node.op_type == "Cast" and types.get(node.input[0]) in integers
+                and next(a.i for a in node.attribute if a.name == "to") in floats]
+    assert to_float == []
+    assert "Floor" not in [node.op_type for node in graph.node]
+
+
 @pytest.mark.parametrize("threshold", [0.0, 0.2])
 def test_candidate_nms_translation_in_openvino_at_any_threshold(tmp_path, threshold):
     """OpenVINO's NMS keeps scores equal to its threshold (>=): at threshold 0 the other classes'

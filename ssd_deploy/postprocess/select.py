@@ -95,7 +95,10 @@ class Selection(nn.Module):
         score: scores, prior indices, 0-based labels and each pair's rank within its class, [N, size]."""
         num_images, num_priors, groups = floored.shape
         best, index = floored.reshape(num_images, num_priors * groups).topk(size, dim=1)
-        prior = torch.div(index, groups, rounding_mode="floor")
+        # Integer floor division: ONNX exporters turn torch.div(..., rounding_mode=...) into a
+        # float Div and Floor, which a runtime computing in fp16 (OpenVINO on CPUs with native
+        # fp16, TensorRT's FP16 flag) rounds past 2048, pointing gathers outside their tensors.
+        prior = index // groups
         label = index - prior * groups
         # Rank of each pair within its class (pairs come by decreasing score): the per-class cap.
         # Counted in float32 (exact: at most pre_nms_topk), which PyTorch and ONNX Runtime
@@ -165,7 +168,7 @@ class Selection(nn.Module):
         best_boxes = top_boxes.reshape(num_images, groups * k, 4).gather(1, best.unsqueeze(2).expand(-1, -1, 4))
         out_boxes = torch.where(valid.unsqueeze(2), best_boxes, torch.zeros_like(best_boxes))
         if group_labels is None:
-            labels = torch.div(best, k, rounding_mode="floor") + 1
+            labels = best // k + 1  # integer floor division, as in _top_pairs
         else:
             labels = group_labels.reshape(num_images, groups * k).gather(1, best) + 1
         out_labels = torch.where(valid, labels, torch.zeros_like(labels)).to(torch.int32)
