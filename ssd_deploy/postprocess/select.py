@@ -102,7 +102,8 @@ class Selection(nn.Module):
         label = index - prior * groups
         # Rank of each pair within its class (pairs come by decreasing score): the per-class cap.
         # Counted in float32 (exact: at most pre_nms_topk), which PyTorch and ONNX Runtime
-        # cumulate faster than integers.
+        # cumulate faster than integers. A runtime computing it in fp16 counts exactly to 2048 and
+        # then stays there, which still compares right with any cap k <= 2048 (400 by default).
         classes = torch.arange(groups, device=floored.device)
         one_hot = (label.unsqueeze(2) == classes).to(torch.float32)
         rank = one_hot.cumsum(dim=1).gather(2, label.unsqueeze(2)).squeeze(2).to(label.dtype) - 1
