@@ -19,7 +19,7 @@ import onnx
 import torch
 from torch import Tensor, nn
 
-from ..postprocess import candidate_nms, grouped_nms
+from ..postprocess import candidate_nms, grouped_nms, index_div
 from ..errors import ExportError
 from .graph import GraphSpec
 from .metadata import DECODED_OUTPUTS, INPUT_NAME, NMS_OUTPUTS, ExportMetadata
@@ -36,6 +36,7 @@ SIMPLIFIER = "onnxslim"
 CUSTOM_TRANSLATIONS = {
     torch.ops.ssd_deploy.grouped_nms.default: grouped_nms.onnx_translation,
     torch.ops.ssd_deploy.candidate_nms.default: candidate_nms.onnx_translation,
+    torch.ops.ssd_deploy.index_div.default: index_div.onnx_translation,
 }
 
 

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from .config import PaddedDetections, PostprocessConfig
 from .candidate_nms import candidate_nms
+from .index_div import index_div
 from .nms import nms_backend
 
 
@@ -95,10 +96,7 @@ class Selection(nn.Module):
         score: scores, prior indices, 0-based labels and each pair's rank within its class, [N, size]."""
         num_images, num_priors, groups = floored.shape
         best, index = floored.reshape(num_images, num_priors * groups).topk(size, dim=1)
-        # Integer floor division: ONNX exporters turn torch.div(..., rounding_mode=...) into a
-        # float Div and Floor, which a runtime computing in fp16 (OpenVINO on CPUs with native
-        # fp16, TensorRT's FP16 flag) rounds past 2048, pointing gathers outside their tensors.
-        prior = index // groups
+        prior = self._divide(index, groups)
         label = index - prior * groups
         # Rank of each pair within its class (pairs come by decreasing score): the per-class cap.
         # Counted in float32 (exact: at most pre_nms_topk), which PyTorch and ONNX Runtime
@@ -138,6 +136,14 @@ class Selection(nn.Module):
         keep = candidate_nms(candidate_boxes, capped, label, groups, self.iou_threshold, self.score_threshold)
         return self._best_kept(candidate_boxes.unsqueeze(1), capped.unsqueeze(1), keep.unsqueeze(1), label.unsqueeze(1))
 
+    def _divide(self, index: Tensor, divisor: int) -> Tensor:
+        """``index // divisor`` for indices (>= 0), in integers in every kind of graph; ONNX graphs
+        (the ``onnx`` backend) get one integer ``Div`` that every ONNX consumer runs exactly
+        (:mod:`.index_div`)."""
+        if self.compact and not torch.jit.is_scripting():
+            return _onnx_index_div(index, divisor)
+        return index // divisor
+
     @torch.jit.unused
     def _eager(self) -> bool:
         """Whether this call runs eagerly, not traced, compiled or exported into a graph."""
@@ -169,7 +175,7 @@ class Selection(nn.Module):
         best_boxes = top_boxes.reshape(num_images, groups * k, 4).gather(1, best.unsqueeze(2).expand(-1, -1, 4))
         out_boxes = torch.where(valid.unsqueeze(2), best_boxes, torch.zeros_like(best_boxes))
         if group_labels is None:
-            labels = best // k + 1  # integer floor division, as in _top_pairs
+            labels = self._divide(best, k) + 1
         else:
             labels = group_labels.reshape(num_images, groups * k).gather(1, best) + 1
         out_labels = torch.where(valid, labels, torch.zeros_like(labels)).to(torch.int32)
@@ -180,6 +186,12 @@ class Selection(nn.Module):
             out_scores = torch.nn.functional.pad(out_scores, [0, missing])
             out_labels = torch.nn.functional.pad(out_labels, [0, missing])
         return PaddedDetections(num_detections, out_boxes, out_scores, out_labels)
+
+
+@torch.jit.unused
+def _onnx_index_div(index: Tensor, divisor: int) -> Tensor:
+    """:func:`~ssd_deploy.postprocess.index_div.index_div`, kept out of TorchScript."""
+    return index_div(index, divisor)
 
 
 def select_detections(
