@@ -3,6 +3,7 @@
 - :mod:`.config`: :class:`PostprocessConfig` (thresholds) and :class:`PaddedDetections` (output layout);
 - :mod:`.decode`: loc and logits to boxes and probabilities;
 - :mod:`.select`: candidates, NMS and the best K (:class:`Selection`, :func:`select_detections`);
+  ONNX graphs split its flat pair indices with :mod:`.index_div` (one integer ``Div``);
 - :mod:`.nms`: the NMS backends, one per kind of graph, over :mod:`.grouped_nms` (custom
   operator and its ONNX translation; its CPU kernel is :mod:`.padded_nms`), :mod:`.candidate_nms`
   (NMS over one candidate list per image, for ONNX graphs) and :mod:`.tensor_nms` (plain tensor code).
