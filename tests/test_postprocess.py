@@ -258,10 +258,12 @@ def test_onnx_translation_of_grouped_nms_matches_eager(tmp_path, pre_nms_topk, b
     config = PostprocessConfig(score_threshold=0.2, iou_threshold=0.45, max_detections=100, topk_candidates=50, pre_nms_topk=pre_nms_topk)
     path = tmp_path / "select.onnx"
     _export_selection(path, config, backend, boxes, scores)
-    node_types = [node.op_type for node in onnx.load(str(path)).graph.node]
-    assert node_types.count("NonMaxSuppression") == 1
-    if backend == "onnx" and pre_nms_topk:  # no per-class slots: no ScatterElements into G * k
-        assert "ScatterElements" not in node_types
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+    assert [node.op_type for node in graph.node].count("NonMaxSuppression") == 1
+    if backend == "onnx" and pre_nms_topk:  # no per-class slots: no tensor of G * k (+ 1 spare) slots
+        slots = (NUM_CLASSES - 1) * config.topk_candidates
+        dims = {d.dim_value for v in graph.value_info for d in v.type.tensor_type.shape.dim}
+        assert not dims & {slots, slots + 1}
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     for count in (3, 1):  # the batch is free
@@ -333,6 +335,39 @@ def test_pre_selection_gives_the_first_detections_of_the_exact_result():
     assert (exact.num_detections >= 6).all()
     assert (1 <= counts[5]).all() and (counts[5] < exact.num_detections).all()  # truncated: a shorter prefix
     assert torch.equal(counts[60], exact.num_detections) and torch.equal(counts[1200], exact.num_detections)
+
+
+def _best_pairs(scores: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best ``size`` (prior, class) pairs of scores [N, P, G] in a total order: decreasing score,
+    then increasing index (ONNX Runtime's top-k order), as values and flat indices [N, size]."""
+    flat = scores.reshape(scores.size(0), -1)
+    values, index = torch.sort(flat, dim=1, descending=True, stable=True)
+    return values[:, :size], index[:, :size]
+
+
+@pytest.mark.parametrize("case", ["spread", "one_class_per_prior", "ties"])
+def test_floor_keeps_the_best_pairs_and_their_order(case):
+    # The pre-selection raises every pair that cannot be among an image's best `size` to one floor
+    # (Selection._floored): the best `size` pairs, their values and their order must not change,
+    # even when the bound equals the size-th best pair (one class per prior) or scores tie.
+    generator = torch.Generator().manual_seed(26)
+    logits = 3.0 * torch.randn(2, 300, NUM_CLASSES, generator=generator)
+    if case == "one_class_per_prior":  # every prior's best class far ahead: the best pairs are priors' bests
+        logits[torch.arange(2)[:, None], torch.arange(300), torch.randint(1, NUM_CLASSES, (2, 300), generator=generator)] += 12.0
+    scores = torch.softmax(logits, dim=-1)
+    if case == "ties":
+        scores = (scores * 64).round() / 64
+    foreground = scores[:, :, 1:]
+    raised = 0
+    for size in (1, 50, 200, 300, 600):
+        selection = Selection(PostprocessConfig(score_threshold=0.01, pre_nms_topk=size))
+        floored = selection._floored(foreground, size)
+        plain = foreground.clamp(min=selection.below_threshold)  # the threshold's floor alone
+        for ours, theirs in zip(_best_pairs(floored, size), _best_pairs(plain, size)):
+            assert torch.equal(ours, theirs), size
+        assert (floored >= plain).all()
+        raised += int((floored > plain).sum())
+    assert raised > 1000  # the floor did raise pairs above the threshold's floor
 
 
 def test_pre_selection_keeps_the_per_class_cap(assert_same_detections):

@@ -60,11 +60,15 @@ def onnx_translation(boxes, scores, labels, groups: int, iou_threshold: float, s
     and a threshold may be 0. The mask is also ANDed with ``score > threshold``, as in
     :func:`~ssd_deploy.postprocess.grouped_nms.onnx_translation`.
     """
+    import onnx
     from onnxscript import opset18 as op
 
-    classes = op.Constant(value_ints=list(range(groups)))
-    member = op.Equal(op.Unsqueeze(labels, op.Constant(value_ints=[1])), op.Reshape(classes, op.Constant(value_ints=[1, -1, 1])))
-    class_scores = op.Where(member, op.Unsqueeze(scores, op.Constant(value_ints=[1])), op.Constant(value_float=-1.0))  # [N, G, M]
+    # Each candidate's score written into its class's row by one scatter: cheaper in ONNX Runtime
+    # than comparing every candidate with every class.
+    count = op.Shape(scores, start=1, end=2)  # [M]
+    slot = op.Add(op.Mul(labels, count), op.Range(op.Constant(value_int=0), op.Squeeze(count), op.Constant(value_int=1)))
+    blank = op.ConstantOfShape(op.Mul(op.Shape(scores), op.Constant(value_ints=[1, groups])), value=onnx.helper.make_tensor("blank", onnx.TensorProto.FLOAT, [1], [-1.0]))
+    class_scores = op.Reshape(op.ScatterElements(blank, slot, scores, axis=1), op.Concat(op.Constant(value_ints=[0, groups]), count, axis=0))  # [N, G, M]
     selected = op.NonMaxSuppression(
         boxes,
         class_scores,
