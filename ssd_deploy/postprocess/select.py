@@ -66,13 +66,12 @@ class Selection(nn.Module):
             size = self.pre_nms_topk
             if not torch.jit.is_scripting():
                 size = self._eager_pre_selection_size(foreground)
-            floored = self._floored(foreground, size)
             # One list of candidates per image when the backend takes it (ONNX graphs), or in
             # eager PyTorch when it is no longer than the per-class slots.
             if not torch.jit.is_scripting():
                 if self.compact or (size <= min(self.topk_candidates, num_priors) and self._eager()):
-                    return self._compact(boxes, floored, size)
-            top_scores, top_prior = self._pre_selected(floored, size)
+                    return self._compact(boxes, scores, size)
+            top_scores, top_prior = self._pre_selected(self._floored(foreground, size), size)
         else:
             top_scores, top_prior = self._per_class(scores)
         k = top_scores.size(2)
@@ -85,7 +84,8 @@ class Selection(nn.Module):
         return self._best_kept(top_boxes, top_scores, keep)
 
     def _floored(self, foreground: Tensor, size: int) -> Tensor:
-        """``foreground`` scores [N, P, G] with every pair that can be neither a candidate nor among
+        """``foreground`` scores [N, P, G] (no background, or a background scored 0, which is
+        never a candidate) with every pair that can be neither a candidate nor among
         its image's best ``size`` pairs raised to one floor below all of those: the best ``size``
         pairs keep their exact values and order, and the pre-selection's top-k runs faster.
 
@@ -127,11 +127,25 @@ class Selection(nn.Module):
         # Counted in float32 (exact: at most pre_nms_topk), which PyTorch and ONNX Runtime
         # cumulate faster than integers. A runtime computing it in fp16 counts exactly to 2048 and
         # then stays there, which still compares right with any cap k <= 2048 (400 by default).
+        if not torch.jit.is_scripting():
+            if self._eager():
+                return best, prior, label, self._eager_rank(label)
         slot = torch.arange(size, device=floored.device) * groups + label
         one_hot = torch.zeros((num_images, size * groups), dtype=torch.float32, device=floored.device).scatter(1, slot, 1.0)
         count = one_hot.reshape(num_images, size, groups).cumsum(dim=1).reshape(num_images, size * groups)
         rank = count.gather(1, slot).to(label.dtype) - 1
         return best, prior, label, rank
+
+    @torch.jit.unused
+    def _eager_rank(self, label: Tensor) -> Tensor:
+        """Each pair's rank within its class, from labels [N, size] of pairs by decreasing score:
+        a stable sort by label keeps each class's pairs in score order, so a pair's rank is its
+        place in its class's run. In eager PyTorch several times cheaper than the one-hot count
+        the graphs hold (which is all static shapes and standard ONNX operators)."""
+        sorted_label, order = torch.sort(label, dim=1, stable=True)
+        run_start = torch.searchsorted(sorted_label, sorted_label)  # leftmost place of each label
+        rank_sorted = torch.arange(label.size(1), device=label.device) - run_start
+        return torch.empty_like(label).scatter_(1, order, rank_sorted)
 
     def _pre_selected(self, floored: Tensor, size: int) -> tuple[Tensor, Tensor]:
         """:meth:`_per_class`'s layout holding only candidates among the image's best ``size``
@@ -147,20 +161,25 @@ class Selection(nn.Module):
         return slot_scores[:, : groups * k].reshape(num_images, groups, k), slot_prior[:, : groups * k].reshape(num_images, groups, k)
 
     @torch.jit.unused
-    def _compact(self, boxes: Tensor, floored: Tensor, size: int) -> PaddedDetections:
+    def _compact(self, boxes: Tensor, scores: Tensor, size: int) -> PaddedDetections:
         """The pre-selection as one list of ``size`` candidates per image (prior, label, score;
         past each class's ``topk_candidates`` scored -1), NMS within each label on it, and the
         best kept: the candidates, NMS decisions and detections of the slot layout, without
-        spreading the candidates into ``G * k`` slots (:mod:`.candidate_nms`)."""
-        num_images, num_priors, groups = floored.shape
-        best, prior, label, rank = self._top_pairs(floored, size)
+        spreading the candidates into ``G * k`` slots (:mod:`.candidate_nms`).
+
+        Scores [N, P, C] keep their background column, multiplied by 0: it then never holds a
+        candidate (scores must pass a threshold >= 0), and in ONNX Runtime a multiply costs a
+        fraction of slicing the column off (a strided copy of [N, P, C - 1]). Labels are columns."""
+        num_images, num_priors, groups = scores.shape
+        background_out = torch.cat([torch.zeros(1, dtype=scores.dtype, device=scores.device), torch.ones(groups - 1, dtype=scores.dtype, device=scores.device)])
+        best, prior, label, rank = self._top_pairs(self._floored(scores * background_out, size), size)
         k = min(self.topk_candidates, num_priors, self.pre_nms_topk)
         capped = torch.where(rank < k, best, torch.full_like(best, -1.0))
         first_row = torch.arange(num_images, device=boxes.device).reshape(num_images, 1) * num_priors
         rows = (prior + first_row).reshape(-1)
         candidate_boxes = boxes.reshape(num_images * num_priors, 4).index_select(0, rows).reshape(num_images, size, 4)
         keep = candidate_nms(candidate_boxes, capped, label, groups, self.iou_threshold, self.score_threshold)
-        return self._best_kept(candidate_boxes.unsqueeze(1), capped.unsqueeze(1), keep.unsqueeze(1), label.unsqueeze(1))
+        return self._best_kept(candidate_boxes.unsqueeze(1), capped.unsqueeze(1), keep.unsqueeze(1), (label - 1).unsqueeze(1))
 
     def _divide(self, index: Tensor, divisor: int) -> Tensor:
         """``index // divisor`` for indices (>= 0), in integers in every kind of graph; ONNX graphs
