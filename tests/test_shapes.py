@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 
+import cv2
 import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
 from ssd_deploy.cli.shapes import main
 from ssd_deploy.data import load_dataset
-from ssd_deploy.data.shapes import CLASS_NAMES, SHAPE_CLASSES, generate_shapes_dataset, render_scene
+from ssd_deploy.data.shapes import CLASS_NAMES, SHAPE_CLASSES, _hue_color, foreground_names, generate_shapes_dataset, render_scene
 
 
 def test_scenes_are_deterministic_and_boxes_valid():
@@ -92,3 +93,28 @@ def test_cli_writes_the_dataset(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out" / "JPEGImages").iterdir()) == ["shapes_00000.png", "shapes_00001.png"]
     assert "JPEGImages" in capsys.readouterr().out
     assert len(load_dataset(tmp_path / "out")) == 2
+
+
+def test_hue_classes_name_each_shape_and_band_and_load_alike(tmp_path):
+    """The many-class variant: 5 shapes x 18 hue bands = 90 classes, written and read like the
+    default set, each object's colour in its class's band."""
+    names = foreground_names(18)
+    assert len(names) == 90 and names[:2] == ("circle_h00", "circle_h01") and names[-1] == "ring_h17"
+    assert foreground_names() == SHAPE_CLASSES
+    root = generate_shapes_dataset(tmp_path, 12, seed=3, size=(96, 128), progress=False, hues=18)
+    assert (root / "labels.txt").read_text().split() == list(names)
+    voc, coco = load_dataset(root, "voc", split="trainval"), load_dataset(root, "coco")
+    assert voc.class_names == coco.class_names == ["__background__", *names]
+    rng = np.random.default_rng(3)
+    for a, b in zip(voc.records, coco.records):
+        scene = render_scene(rng, (96, 128), hues=18)
+        for record in (a, b):
+            np.testing.assert_array_equal(record.boxes, scene.boxes)
+            np.testing.assert_array_equal(record.labels, scene.labels)
+    labels = np.concatenate([r.labels for r in coco.records])
+    assert labels.min() >= 1 and labels.max() <= 90 and len(set(((labels - 1) % 18).tolist())) > 5
+    for band in range(18):
+        for seed in range(5):
+            color = _hue_color(np.random.default_rng(seed), band, 18).astype(np.uint8)[None, None]
+            hue = int(cv2.cvtColor(color, cv2.COLOR_BGR2HSV)[0, 0, 0])
+            assert band * 10 - 1 <= hue <= band * 10 + 10, (band, hue)  # +-1: the 8-bit round trip

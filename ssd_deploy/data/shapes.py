@@ -2,7 +2,9 @@
 
 Nothing can be downloaded in tests, demos or CI, so this is the data they train and measure on.
 Each scene has 1-6 shapes (circle, square, triangle, star, ring) of varied size and colour, some
-overlapping and some cut by the image border, on a noisy gradient background.
+overlapping and some cut by the image border, on a noisy gradient background. With ``hues`` the
+class is the shape and one of ``hues`` bands of hue (``circle_h00`` ...): 90 classes with 18,
+neighbouring bands easily confused, a many-class set (as COCO's) for measuring post-processing.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ from tqdm import tqdm
 
 SHAPE_CLASSES = ("circle", "square", "triangle", "star", "ring")
 CLASS_NAMES = ("__background__",) + SHAPE_CLASSES  # label i <-> CLASS_NAMES[i]
+
+
+def foreground_names(hues: int = 0) -> tuple[str, ...]:
+    """Foreground class names in label order (label i <-> name i - 1): the shapes, or with ``hues``
+    each shape in each hue band, shape-major (``circle_h00``, ``circle_h01``, ...)."""
+    if not hues:
+        return SHAPE_CLASSES
+    return tuple(f"{shape}_h{band:02d}" for shape in SHAPE_CLASSES for band in range(hues))
 
 
 @dataclass
@@ -74,8 +84,16 @@ def _draw_shape(mask: np.ndarray, kind: str, cx: float, cy: float, radius: float
         cv2.fillPoly(mask, [np.round(points).astype(np.int32)], 255, cv2.LINE_AA)
 
 
-def render_scene(rng: np.random.Generator, size: tuple[int, int] = (320, 320), max_objects: int = 6) -> Scene:
-    """Render one random scene of ``size`` = (height, width).
+def _hue_color(rng: np.random.Generator, band: int, hues: int) -> np.ndarray:
+    """A saturated, bright BGR colour whose hue lies in band ``band`` of ``hues`` equal bands."""
+    width = 180 / hues  # OpenCV's 8-bit hue runs over 0-179
+    hsv = np.array([[[int(band * width + rng.uniform(0, width)), int(rng.integers(150, 256)), int(rng.integers(120, 256))]]], dtype=np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
+
+
+def render_scene(rng: np.random.Generator, size: tuple[int, int] = (320, 320), max_objects: int = 6, hues: int = 0) -> Scene:
+    """Render one random scene of ``size`` = (height, width); with ``hues`` the labels are
+    :func:`foreground_names` ``(hues)``'s (the shape and its hue band), else the shapes'.
 
     Later shapes are drawn over earlier ones. Each box is tight around the *visible* pixels of
     its shape; a shape left with fewer than 16 visible pixels is not annotated.
@@ -93,7 +111,11 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int] = (320, 320), m
         _draw_shape(mask, SHAPE_CLASSES[kind], cx, cy, radius, rng.uniform(0, 2 * math.pi))
         if mask.max() == 0:
             continue
-        color = rng.integers(0, 256, size=3).astype(np.float32)
+        if hues:
+            band = int(rng.integers(hues))
+            color, label = _hue_color(rng, band, hues), kind * hues + band + 1
+        else:  # the default set: these draws, in this order, keep every seed's scenes as they were
+            color, label = rng.integers(0, 256, size=3).astype(np.float32), kind + 1
         # Blend inside the shape's bounding rectangle only (outside it alpha is 0: the same pixels, 4x faster).
         x, y, w, h = cv2.boundingRect(mask)
         inside = (slice(y, y + h), slice(x, x + w))
@@ -103,7 +125,7 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int] = (320, 320), m
         for earlier in masks:  # what this shape covers is no longer visible below it
             earlier[inside][covered] = 0
         masks.append(mask)
-        labels.append(kind + 1)
+        labels.append(label)
     boxes, kept = [], []
     for mask, label in zip(masks, labels):
         ys, xs = np.nonzero(mask > 127)
@@ -115,9 +137,10 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int] = (320, 320), m
 
 
 def generate_shapes_dataset(
-    out_dir: str | Path, num_images: int, seed: int = 0, size: tuple[int, int] = (320, 320), progress: bool = True
+    out_dir: str | Path, num_images: int, seed: int = 0, size: tuple[int, int] = (320, 320), progress: bool = True, hues: int = 0
 ) -> Path:
-    """Write ``num_images`` scenes of ``size`` = (height, width) as one dataset in two formats.
+    """Write ``num_images`` scenes of ``size`` = (height, width) as one dataset in two formats
+    (with ``hues``, of the shape-and-hue classes, :func:`foreground_names`).
 
     Layout (the images are shared)::
 
@@ -139,18 +162,19 @@ def generate_shapes_dataset(
     for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    names = ("__background__",) + foreground_names(hues)
     images, annotations, stems = [], [], []
     # PNG encoding (a third of the time per image) runs in a thread beside the next scene's
     # rendering: cv2.imwrite releases the GIL.
     with ThreadPoolExecutor(max_workers=1) as writer:
         writes = []
         for index in tqdm(range(num_images), desc="shapes", unit="img", disable=not progress):
-            scene = render_scene(rng, size)
+            scene = render_scene(rng, size, hues=hues)
             stem = f"shapes_{index:05d}"
             writes.append(writer.submit(_write_png, out_dir / "JPEGImages" / f"{stem}.png", scene.image))
             if len(writes) > 8:  # at most 8 images wait in memory
                 writes.pop(0).result()  # raises what a failed write raised
-            _write_voc_xml(out_dir / "Annotations" / f"{stem}.xml", f"{stem}.png", scene, size)
+            _write_voc_xml(out_dir / "Annotations" / f"{stem}.xml", f"{stem}.png", scene, size, names)
             stems.append(stem)
             images.append({"id": index, "file_name": f"JPEGImages/{stem}.png", "height": size[0], "width": size[1]})
             for box, label in zip(scene.boxes.tolist(), scene.labels.tolist()):
@@ -168,8 +192,8 @@ def generate_shapes_dataset(
         for write in writes:
             write.result()
     (out_dir / "ImageSets" / "Main" / "trainval.txt").write_text("".join(f"{stem}\n" for stem in stems))
-    (out_dir / "labels.txt").write_text("".join(f"{name}\n" for name in SHAPE_CLASSES))  # VOC label order
-    categories = [{"id": i + 1, "name": name} for i, name in enumerate(SHAPE_CLASSES)]
+    (out_dir / "labels.txt").write_text("".join(f"{name}\n" for name in names[1:]))  # VOC label order
+    categories = [{"id": i, "name": name} for i, name in enumerate(names) if i > 0]
     path = out_dir / "annotations.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return out_dir
@@ -177,7 +201,7 @@ def generate_shapes_dataset(
 
 def ensure_shapes_dataset(
     out_dir: str | Path, num_images: int, seed: int = 0, size: tuple[int, int] = (320, 320), progress: bool = True,
-    log: Callable[[str], None] = print, note: str = "",
+    log: Callable[[str], None] = print, note: str = "", hues: int = 0,
 ) -> Path:
     """:func:`generate_shapes_dataset` once: a folder with ``annotations.json`` (written last, so
     the set is complete) is reused, and ``log`` says which happened (``note`` is added when generating)."""
@@ -186,7 +210,7 @@ def ensure_shapes_dataset(
         log(f"data: reusing {num_images} generated images in {out_dir}")
         return out_dir
     log(f"data: generating {num_images} images in {out_dir} (seed {seed}){note}")
-    return generate_shapes_dataset(out_dir, num_images, seed=seed, size=size, progress=progress)
+    return generate_shapes_dataset(out_dir, num_images, seed=seed, size=size, progress=progress, hues=hues)
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -194,7 +218,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         raise OSError(f"{path}: could not write the image")
 
 
-def _write_voc_xml(path: Path, filename: str, scene: Scene, size: tuple[int, int]) -> None:
+def _write_voc_xml(path: Path, filename: str, scene: Scene, size: tuple[int, int], names: tuple[str, ...] = CLASS_NAMES) -> None:
     """One VOC annotation. Our boxes are continuous xyxy with integer corners; VOC's are 1-based
     pixel indices, both ends included, so xmin = x1 + 1 and xmax = x2 (and the same for y)."""
     height, width = size
@@ -207,7 +231,7 @@ def _write_voc_xml(path: Path, filename: str, scene: Scene, size: tuple[int, int
     ET.SubElement(root, "segmented").text = "0"
     for (x1, y1, x2, y2), label in zip(scene.boxes.astype(int).tolist(), scene.labels.tolist()):
         obj = ET.SubElement(root, "object")
-        ET.SubElement(obj, "name").text = CLASS_NAMES[label]
+        ET.SubElement(obj, "name").text = names[label]
         ET.SubElement(obj, "pose").text = "Unspecified"
         cut = x1 == 0 or y1 == 0 or x2 == width or y2 == height  # touches the border: likely cut by it
         ET.SubElement(obj, "truncated").text = str(int(cut))
