@@ -139,8 +139,7 @@ def render_scene(rng: np.random.Generator, size: tuple[int, int] = (320, 320), m
 def generate_shapes_dataset(
     out_dir: str | Path, num_images: int, seed: int = 0, size: tuple[int, int] = (320, 320), progress: bool = True, hues: int = 0
 ) -> Path:
-    """Write ``num_images`` scenes of ``size`` = (height, width) as one dataset in two formats
-    (with ``hues``, of the shape-and-hue classes, :func:`foreground_names`).
+    """Write ``num_images`` scenes of ``size`` = (height, width) as one dataset in two formats (``hues``: :func:`render_scene`).
 
     Layout (the images are shared)::
 
@@ -201,7 +200,7 @@ def generate_shapes_dataset(
 
 def ensure_shapes_dataset(
     out_dir: str | Path, num_images: int, seed: int = 0, size: tuple[int, int] = (320, 320), progress: bool = True,
-    log: Callable[[str], None] = print, note: str = "", hues: int = 0,
+    log: Callable[[str], None] = print, note: str = "",
 ) -> Path:
     """:func:`generate_shapes_dataset` once: a folder with ``annotations.json`` (written last, so
     the set is complete) is reused, and ``log`` says which happened (``note`` is added when generating)."""
@@ -210,7 +209,7 @@ def ensure_shapes_dataset(
         log(f"data: reusing {num_images} generated images in {out_dir}")
         return out_dir
     log(f"data: generating {num_images} images in {out_dir} (seed {seed}){note}")
-    return generate_shapes_dataset(out_dir, num_images, seed=seed, size=size, progress=progress, hues=hues)
+    return generate_shapes_dataset(out_dir, num_images, seed=seed, size=size, progress=progress)
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
