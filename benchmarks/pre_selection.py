@@ -28,7 +28,7 @@ import numpy as np
 
 from ssd_deploy.bench.machine import machine_info
 from ssd_deploy.data.dataset import load_dataset
-from ssd_deploy.data.shapes import generate_shapes_dataset
+from ssd_deploy.data.shapes import ensure_shapes_dataset
 from ssd_deploy.demo import DEMO_TRAINING
 from ssd_deploy.evaluation import evaluate_detections, predict_dataset
 from ssd_deploy.files import atomic_write
@@ -52,8 +52,8 @@ def main() -> int:
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
     args = parser.parse_args()
     out = Path(args.out)
-    train_dir = _hue_shapes(out / "data" / "train", args.train_images, 1, args.progress)
-    val_dir = _hue_shapes(out / "data" / "val", args.val_images, 2, args.progress)
+    train_dir = ensure_shapes_dataset(out / "data" / "train", args.train_images, seed=1, progress=args.progress, hues=HUES)
+    val_dir = ensure_shapes_dataset(out / "data" / "val", args.val_images, seed=2, progress=args.progress, hues=HUES)
     checkpoint = Path(args.checkpoint) if args.checkpoint else _train(args, train_dir, val_dir, out / "train")
     rows, exact = [], None
     for k in sorted(set(args.pre_nms_topk) | {0}):
@@ -73,14 +73,6 @@ def main() -> int:
     atomic_write(out / "pre_selection.json", lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     print(f"wrote {out / 'pre_selection.md'} and {out / 'pre_selection.json'}")
     return 0
-
-
-def _hue_shapes(folder: Path, count: int, seed: int, progress: bool) -> Path:
-    """The generated hue-class set in ``folder``, made once (``annotations.json`` is written last)."""
-    if (folder / "annotations.json").is_file():
-        print(f"data: reusing {folder}")
-        return folder
-    return generate_shapes_dataset(folder, count, seed=seed, hues=HUES, progress=progress)
 
 
 def _train(args: argparse.Namespace, train_dir: Path, val_dir: Path, run_dir: Path) -> Path:

@@ -198,9 +198,10 @@ def generate_shapes_dataset(
     return out_dir
 
 
+# Eight parameters: generate_shapes_dataset's six, and how to say which happened.
 def ensure_shapes_dataset(
     out_dir: str | Path, num_images: int, seed: int = 0, size: tuple[int, int] = (320, 320), progress: bool = True,
-    log: Callable[[str], None] = print, note: str = "",
+    log: Callable[[str], None] = print, note: str = "", hues: int = 0,
 ) -> Path:
     """:func:`generate_shapes_dataset` once: a folder with ``annotations.json`` (written last, so
     the set is complete) is reused, and ``log`` says which happened (``note`` is added when generating)."""
@@ -209,7 +210,7 @@ def ensure_shapes_dataset(
         log(f"data: reusing {num_images} generated images in {out_dir}")
         return out_dir
     log(f"data: generating {num_images} images in {out_dir} (seed {seed}){note}")
-    return generate_shapes_dataset(out_dir, num_images, seed=seed, size=size, progress=progress)
+    return generate_shapes_dataset(out_dir, num_images, seed=seed, size=size, progress=progress, hues=hues)
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

@@ -66,9 +66,8 @@ class Selection(nn.Module):
             size = self.pre_nms_topk
             if not torch.jit.is_scripting():
                 size = self._eager_pre_selection_size(foreground)
-            # One list of candidates per image when the backend takes it (ONNX graphs), or in
-            # eager PyTorch when it is no longer than the per-class slots.
-            if not torch.jit.is_scripting():
+                # One list of candidates per image when the backend takes it (ONNX graphs), or in
+                # eager PyTorch when it is no longer than the per-class slots.
                 if self.compact or (size <= min(self.topk_candidates, num_priors) and self._eager()):
                     return self._compact(boxes, scores, size)
             top_scores, top_prior = self._pre_selected(self._floored(foreground, size), size)
