@@ -47,6 +47,11 @@ DEMO_TRAINING: dict[str, Any] = {
     "eval_every": 5,  # validate after epoch 5 (the last, by default) only: each validation costs ~10 s here
     "tensorboard": False,
 }
+# With a time limit, training leaves time for the steps after it (evaluation, export, parity,
+# latency). They took as long as training 5,000 images on a 2-core Xeon (103 s at 48 images/s)
+# and 5,900 on a 2-core AVX2-only EPYC (206 s at 28.7 images/s): they slow down with the CPU as
+# training does, so the time kept is counted in training images and follows this machine's speed.
+RESERVE_IMAGES = 6000
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,10 @@ class DemoConfig:
         out: the demo folder: ``data/``, ``train/``, ``models/``, ``bench/``, ``report/``.
         train_images, val_images: generated shapes images (320 x 320).
         epochs: training epochs over ``train_images``.
+        time: the demo's time limit in hours, set-up excluded (None: none). Training then takes
+            what is left after the data step and the time :data:`RESERVE_IMAGES` says the steps
+            after it need; on a CPU too slow for every epoch within it, it trains fewer steps
+            (its schedule planned for them, :mod:`~ssd_deploy.training.budget`) and says so.
         runtimes: runtimes for parity and latency; None: every runtime usable here.
         precisions: precisions for parity and latency; None: every one a runtime supports here.
         latency_warmup: untimed calls per runtime and batch size first.
@@ -73,6 +82,7 @@ class DemoConfig:
     train_images: int = 3000
     val_images: int = 200
     epochs: int = 5
+    time: float | None = 8.5 / 60  # with the ~1 min set-up of a fresh machine, the quickstart stays within 10 minutes
     runtimes: tuple[str, ...] | None = None
     precisions: tuple[str, ...] | None = None
     latency_warmup: int = 3
@@ -93,7 +103,8 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     timings: dict[str, float] = {}
     train_dir, val_dir = _step(timings, "data", 1, "data: the synthetic shapes dataset", lambda: _data(config))
     checkpoint, training = _step(timings, "train", 2, f"train: {DEMO_TRAINING['arch']} at {DEMO_TRAINING['input_size'][0]} px, "
-                                 f"{config.epochs} epochs", lambda: _train(config, train_dir, val_dir))
+                                 f"{config.epochs} epochs" + (" or the steps that fit in the demo's time limit" if config.time else ""),
+                                 lambda: _train(config, train_dir, val_dir, started))
     evaluation = _step(timings, "evaluate", 3, "evaluate: PyTorch FP32 on the held-out images (VOC and COCO metrics)",
                        lambda: _evaluate(checkpoint, val_dir, config))
     models = _step(timings, "export", 4, "export: TorchScript and ONNX with decoding and NMS inside, and the other files parity "
@@ -122,6 +133,8 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     print("\nparity (mAP in points; Δ against PyTorch FP32):\n" + parity.markdown())
     print("\nlatency (milliseconds per call; speed-up against torchvision's eager pipeline):\n" + latency.markdown())
     print(f"\ndemo: done in {timings['total_s'] / 60:.1f} min; report in {report_dir / 'README.md'}")
+    if _cut(training):
+        print(f"demo: training{_cut(training).removeprefix(' It')}")
     return report
 
 
@@ -162,8 +175,10 @@ def _latency(checkpoint: Path, val_dir: Path, config: DemoConfig):
                        Path(config.out) / "bench")
 
 
-def _train(config: DemoConfig, train_dir: Path, val_dir: Path) -> tuple[Path, dict[str, Any]]:
-    """Train, or reuse a finished run with the same settings, or resume an interrupted one."""
+def _train(config: DemoConfig, train_dir: Path, val_dir: Path, started: float) -> tuple[Path, dict[str, Any]]:
+    """Train, or reuse a finished run with the same settings, or resume an interrupted one.
+
+    ``started``: when the demo began (``time.perf_counter()``), for its time limit."""
     from .training import TrainConfig
     from .training.trainer import train
 
@@ -174,46 +189,64 @@ def _train(config: DemoConfig, train_dir: Path, val_dir: Path) -> tuple[Path, di
     )
     last, best = output / "last.pt", output / "best.pt"
     previous = load_state_dict_file(last) if last.is_file() else None
-    resume = None
+    resume, elapsed_before = None, 0.0
     if previous is not None and _same_run(previous.get("train_config"), settings.to_dict()):
-        history = previous.get("history", [])
-        if int(previous.get("epoch", 0)) >= settings.epochs and best.is_file():
-            print(f"train: reusing the finished run in {output} (same settings; delete it to train again)")
-            return best, _training_summary(history, settings, reused=True)
-        print(f"train: resuming the interrupted run in {output}")
-        resume = last
+        done, planned, every = _steps(previous, settings.epochs)
+        if done >= planned and best.is_file() and (config.time is not None or planned >= every):
+            cut = f", {done} of {every} steps within the time limit" if planned < every else ""
+            print(f"train: reusing the finished run in {output} (same settings{cut}; delete it to train again)")
+            return best, _training_summary(previous.get("history", []), settings, True, done, every)
+        if done < planned:
+            print(f"train: resuming the interrupted run in {output}")
+            resume, elapsed_before = last, float(previous.get("elapsed_s") or 0.0)
+        else:
+            print(f"train: the run in {output} stopped at a time limit after {done} of {every} steps; training every step again")
     elif previous is not None:
         print(f"train: the run in {output} used other settings; training again")
+    if config.time is not None:
+        left = config.time * 3600 - (time.perf_counter() - started)
+        settings = dataclasses.replace(settings, time=(max(left, 1.0) + elapsed_before) / 3600)
     if config.threads:
         import torch
 
         torch.set_num_threads(config.threads)
-    result = train(settings, resume=resume)
+    result = train(settings, resume=resume, reserve_images=RESERVE_IMAGES if config.time is not None else 0)
     if result.interrupted:
         raise KeyboardInterrupt
     if result.best_checkpoint is None:
         raise SSDDeployError(f"{output}: training wrote no best.pt (no validation result)")
-    return result.best_checkpoint, _training_summary(result.history, settings, reused=False)
+    return result.best_checkpoint, _training_summary(result.history, settings, False, result.steps_done, result.all_steps)
 
 
-# Settings that change how fast a run trains, not the weights it ends with.
-SPEED_ONLY_SETTINGS = ("workers", "cache_images", "progress", "tensorboard")
+def _steps(checkpoint: dict[str, Any], epochs: int) -> tuple[int, int, int]:
+    """Steps a saved run has done, planned, and would take over ``epochs`` without a time limit
+    (checkpoints from before time limits: counted in whole epochs)."""
+    if "steps_done" not in checkpoint:
+        return int(checkpoint.get("epoch", 0)), epochs, epochs
+    every = int(checkpoint["all_steps"]) // max(1, int(checkpoint["train_config"]["epochs"])) * epochs
+    return int(checkpoint["steps_done"]), min(int(checkpoint["planned_steps"]), every), every
+
+
+# Settings that change how fast a run trains, or how long it may take, not what its steps do.
+SPEED_ONLY_SETTINGS = ("workers", "cache_images", "progress", "tensorboard", "time")
 
 
 def _same_run(saved: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
-    """Whether a saved run's training config gives the same weights as ``wanted``'s."""
+    """Whether a saved run's training config takes the same steps as ``wanted``'s."""
     if saved is None:
         return False
     return {k: v for k, v in saved.items() if k not in SPEED_ONLY_SETTINGS} == {k: v for k, v in wanted.items() if k not in SPEED_ONLY_SETTINGS}
 
 
-def _training_summary(history: list[dict[str, Any]], settings: Any, reused: bool) -> dict[str, Any]:
+def _training_summary(history: list[dict[str, Any]], settings: Any, reused: bool, steps: int, all_steps: int) -> dict[str, Any]:
+    """What the report says of training; ``steps`` of ``all_steps`` were taken (fewer: the time limit)."""
     seconds = sum(float(row.get("epoch_s", 0.0)) for row in history)
     rates = [float(row["images_per_s"]) for row in history if row.get("images_per_s")]
     maps = [row.get("map50") for row in history if row.get("map50") is not None]
     return {
         "settings": settings.to_dict(), "reused": reused, "epochs": history, "train_s": seconds,
         "images_per_s": sum(rates) / len(rates) if rates else None, "best_map50": max(maps) if maps else None,
+        "steps": steps, "all_steps": all_steps,
     }
 
 
@@ -284,6 +317,16 @@ def _bench_links(written: dict[str, str]) -> list[str]:
     return lines + ["Files: " + ", ".join(f"[{Path(name).name}]({name})" for kind, name in names.items() if kind != "png")]
 
 
+def _cut(training: dict[str, Any]) -> str:
+    """What the time limit left out of training, if anything."""
+    steps, every = training.get("steps"), training.get("all_steps")
+    if not steps or not every or steps >= every:
+        return ""
+    return (f" It took {steps} of the recipe's {every} steps ({steps / every:.0%}), the last epoch part-way: the most this "
+            f"machine trains within the demo's time limit, with the learning-rate schedule planned for them "
+            f"(`ssd-demo --time 0` trains every step).")
+
+
 def _write_report(folder: Path, report: dict[str, Any], evaluation_table: str, parity: Any, latency: Any) -> None:
     training = report["training"]
     timings = report["timings"]
@@ -292,7 +335,7 @@ def _write_report(folder: Path, report: dict[str, Any], evaluation_table: str, p
         f"Trained {training['settings']['arch']} at {training['settings']['input_size'][0]} px for "
         f"{len(training['epochs'])} epochs ({training['train_s'] / 60:.1f} min, "
         f"{training['images_per_s'] or 0:.1f} images/s){' (reused)' if training['reused'] else ''}; "
-        f"best validation mAP@0.5 {training['best_map50'] or 0:.3f}. The whole demo took {timings['total_s'] / 60:.1f} min.", "",
+        f"best validation mAP@0.5 {training['best_map50'] or 0:.3f}.{_cut(training)} The whole demo took {timings['total_s'] / 60:.1f} min.", "",
         "## Evaluation (PyTorch FP32, held-out shapes)", "", evaluation_table, "",
         "## Parity: mAP on every runtime", "", parity.markdown(), "", *_bench_links(report["bench_files"]["parity"]), "",
         "## Latency", "", latency.markdown(), "", *_bench_links(report["bench_files"]["latency"]), "",

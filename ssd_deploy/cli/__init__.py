@@ -29,6 +29,18 @@ def add_progress_flag(parser: argparse.ArgumentParser, help: str = "progress bar
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help=help)
 
 
+def duration(text: str) -> float | None:
+    """``--time``'s argument: hours from 90s, 5m, 1.5h or a number of hours; 0 or none: no limit."""
+    from ..training.budget import parse_duration
+
+    if text.strip().lower() in ("0", "none", "off"):
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 class _StderrHandler(logging.Handler):
     """Writes each record as ``warning: <message>`` to the current ``sys.stderr`` (looked up at
     each record, so that redirections, e.g. a test capturing the output, see it)."""

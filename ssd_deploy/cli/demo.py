@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..demo import DEMO_TRAINING, DemoConfig, run_demo
-from . import add_progress_flag, run_cli
+from . import add_progress_flag, duration, run_cli
 
 DEFAULTS = DemoConfig()
 
@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train-images", type=int, default=DEFAULTS.train_images, help="generated training images (320 x 320)")
     parser.add_argument("--val-images", type=int, default=DEFAULTS.val_images, help="generated held-out images for mAP and parity")
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="training epochs over the training images")
+    parser.add_argument("--time", type=duration, default=f"{DEFAULTS.time * 60:g}m", metavar="DURATION",
+                        help="the demo's time limit, set-up excluded: 90s, 8.5m, 1h or a number of hours; 0: none. Training "
+                        "takes what is left after the data and the time the steps after it need on this machine; on a CPU "
+                        "too slow for every epoch within it, it plans fewer steps and the report says how many")
     parser.add_argument("--runtimes", nargs="+", default=None, help="runtimes for parity and latency (default: every runtime usable here)")
     parser.add_argument("--precisions", nargs="+", default=None, help="precisions for parity and latency: fp32 fp16 bf16 int8 (default: every one a runtime supports here)")
     parser.add_argument("--latency-warmup", type=int, default=DEFAULTS.latency_warmup, help="untimed calls per runtime and batch size before timing")
@@ -41,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = DemoConfig(
-        out=args.out, train_images=args.train_images, val_images=args.val_images, epochs=args.epochs,
+        out=args.out, train_images=args.train_images, val_images=args.val_images, epochs=args.epochs, time=args.time,
         runtimes=tuple(args.runtimes) if args.runtimes else None,
         precisions=tuple(args.precisions) if args.precisions else None,
         latency_warmup=args.latency_warmup, latency_iterations=args.latency_iterations,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..training.config import ARCHITECTURES, DATA_FORMATS, OPTIMIZERS, SCHEDULES, TrainConfig
-from . import DEVICE_HELP, run_cli
+from . import DEVICE_HELP, duration, run_cli
 from .outputs import check_output_folder
 
 DEFAULTS = TrainConfig()
@@ -43,6 +43,7 @@ OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any], str]] = [
     (("--keep-difficult",), "keep_difficult", {"action": "store_true", "default": None}, "also train on objects marked difficult (VOC) or crowd (COCO)"),
     (("--augment",), "augment", {"type": _bool, "metavar": "BOOL"}, "the paper's augmentation (photometric, zoom-out, IoU crop, flip); false: resize only"),
     (("--epochs",), "epochs", {"type": int}, "number of epochs"),
+    (("--time",), "time", {"type": duration, "metavar": "DURATION"}, "time limit of the whole run: 90s, 5m, 1.5h or a number of hours (Ultralytics' time=; 0: none). After its first steps the run plans the steps that fit, leaving time for its last validation, and anneals the learning-rate schedule over them; --epochs stays the most it trains"),
     (("--batch-size",), "batch_size", {"type": int}, "images per step and process"),
     (("--optimizer",), "optimizer", {"choices": OPTIMIZERS}, "sgd (the paper's: momentum, doubled bias lr) or adamw"),
     (("--lr",), "lr", {"type": float}, "base learning rate (the paper: 1e-3 with SGD at batch 32)"),
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="YAML or JSON file of settings (flags override it)")
     parser.add_argument("--resume", help="continue the run saved in this last.pt exactly where it stopped (its settings are used; "
-                        "only --epochs, --workers, --device, --output, --progress, --tensorboard, --eval-every, --cache-images may change)")
+                        "only --epochs, --time, --workers, --device, --output, --progress, --tensorboard, --eval-every, --cache-images may change)")
     for flags, name, keywords, text in OPTIONS:
         default = getattr(DEFAULTS, name)
         shown = " ".join(map(str, default)) if isinstance(default, tuple) else default

@@ -5,8 +5,8 @@ from .config import TrainConfig
 __all__ = ["TrainConfig", "train"]
 
 
-def train(config: TrainConfig, resume=None):
+def train(config: TrainConfig, resume=None, reserve_images: int = 0):
     """Train as ``config`` says (see :func:`ssd_deploy.training.trainer.train`)."""
     from .trainer import train as _train
 
-    return _train(config, resume)
+    return _train(config, resume, reserve_images)

@@ -52,6 +52,7 @@ class TrainConfig:
     augment: bool = True
     # optimisation
     epochs: int = 12
+    time: float | None = None  # hours: the most the run may take (Ultralytics' time=); it then plans the steps that fit (training.budget)
     batch_size: int = 16  # per process
     optimizer: str = "sgd"
     lr: float = 1e-3
@@ -87,6 +88,7 @@ class TrainConfig:
             (self.loss in CLASSIFICATION_LOSSES, f"loss {self.loss!r}. Note: expected one of {CLASSIFICATION_LOSSES}"),
             (self.best_metric in ("map50", "map50_voc07", "coco_ap"), f"best_metric {self.best_metric!r}. Note: expected map50, map50_voc07 or coco_ap"),
             (self.epochs >= 1, f"epochs={self.epochs}. Note: at least 1"),
+            (self.time is None or self.time > 0, f"time={self.time}. Note: hours, positive (or unset for no limit)"),
             (self.batch_size >= 1, f"batch_size={self.batch_size}. Note: at least 1"),
             (self.lr > 0, f"lr={self.lr}. Note: must be positive"),
             (self.workers >= 0, f"workers={self.workers}. Note: 0 loads data in the training process"),

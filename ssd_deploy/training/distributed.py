@@ -83,6 +83,16 @@ def any_rank(context: DistContext, value: bool) -> bool:
     return bool(flag.item())
 
 
+def broadcast_int(context: DistContext, value: int) -> int:
+    """The main process's ``value`` on every rank (a decision each process would measure
+    differently, such as how many steps a time limit allows)."""
+    if not context.distributed:
+        return value
+    number = torch.tensor([int(value)], dtype=torch.int64, device=context.device if context.device.type == "cuda" else "cpu")
+    dist.broadcast(number, src=0)
+    return int(number.item())
+
+
 def shutdown(context: DistContext) -> None:
     if context.distributed and dist.is_initialized():
         dist.destroy_process_group()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -77,8 +78,15 @@ def lr_factor(step: int, total_steps: int, config: TrainConfig, steps_per_epoch:
 
 
 def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int, total_steps: Callable[[], int] | None = None
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A LambdaLR stepped after every optimiser step, following :func:`lr_factor`."""
-    total = config.epochs * steps_per_epoch
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total, config, steps_per_epoch))
+    """A LambdaLR stepped after every optimiser step, following :func:`lr_factor`.
+
+    ``total_steps`` gives the run's length at each step (a time limit revises it, :mod:`.budget`);
+    by default every epoch's steps."""
+
+    def factor(step: int) -> float:
+        total = total_steps() if total_steps is not None else config.epochs * steps_per_epoch
+        return lr_factor(step, total, config, steps_per_epoch)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

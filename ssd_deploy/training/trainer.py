@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -29,9 +28,11 @@ from tqdm import tqdm
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..errors import CheckpointError
 from ..loss import LossConfig, MultiBoxLoss
+from .budget import FORWARD_COST, Pacer, StepPlan
 from .config import TrainConfig
+from .console import deferred_interrupt, epoch_row, print_epoch, show_progress
 from .data import MemoryCachedDataset, epoch_loader, load_datasets, train_transform
-from .distributed import DistContext, any_rank, barrier, init_distributed, shutdown, weights_in_sync
+from .distributed import DistContext, any_rank, barrier, broadcast_int, init_distributed, shutdown, weights_in_sync
 from .history import History
 from .model import build_training_model
 from .optim import build_optimizer, build_scheduler
@@ -39,7 +40,7 @@ from .precise_bn import precise_bn
 from .validate import evaluate_detector, model_detector
 
 # Settings a resumed run may change; everything else comes from the checkpoint.
-RESUMABLE_OVERRIDES = ("epochs", "workers", "device", "progress", "output", "tensorboard", "eval_every", "cache_images")
+RESUMABLE_OVERRIDES = ("epochs", "time", "workers", "device", "progress", "output", "tensorboard", "eval_every", "cache_images")
 
 
 @dataclass
@@ -52,6 +53,8 @@ class TrainResult:
     history: list[dict[str, Any]]
     best_value: float | None
     interrupted: bool = False
+    steps_done: int = 0
+    all_steps: int = 0  # the steps of every epoch; more than steps_done when a time limit ended the run early
 
 
 @dataclass
@@ -62,6 +65,8 @@ class _State:
     iteration: int = 0
     sums: dict[str, float] | None = None  # loss sums and counts of the epoch in progress
     best_value: float | None = None
+    elapsed_s: float = 0.0  # seconds the run spent before this process (resumed) began
+    steps: int = 0  # optimiser steps done in all (the last epoch may end part-way under a time limit)
 
 
 def resume_config(path: str | Path, overrides: dict[str, Any]) -> TrainConfig:
@@ -74,14 +79,16 @@ def resume_config(path: str | Path, overrides: dict[str, Any]) -> TrainConfig:
     return replace(config, **changes)
 
 
-def train(config: TrainConfig, resume: str | Path | None = None) -> TrainResult:
+def train(config: TrainConfig, resume: str | Path | None = None, reserve_images: int = 0) -> TrainResult:
     """Train a detector as ``config`` says; ``resume`` continues from a ``last.pt``.
 
-    Run under ``torchrun`` for DistributedDataParallel (see :mod:`.distributed`).
+    Run under ``torchrun`` for DistributedDataParallel (see :mod:`.distributed`). With a time
+    limit (``config.time``), ``reserve_images`` keeps time after the run for work that costs as
+    much as training that many images (the demo's export and benchmarks; :mod:`.budget`).
     """
     context = init_distributed(config.device)
     try:
-        return Trainer(config, context, resume).run()
+        return Trainer(config, context, resume, reserve_images).run()
     finally:
         shutdown(context)
 
@@ -97,7 +104,7 @@ class Trainer:
         history: the log (CSV, TensorBoard, curves) on the main process; None on the others.
     """
 
-    def __init__(self, config: TrainConfig, context: DistContext, resume: str | Path | None = None) -> None:
+    def __init__(self, config: TrainConfig, context: DistContext, resume: str | Path | None = None, reserve_images: int = 0) -> None:
         self.config, self.context, self.resume = config, context, resume
         output = Path(config.output)
         self.output, self.last, self.best = output, output / "last.pt", output / "best.pt"
@@ -107,11 +114,18 @@ class Trainer:
         self.state = _State()
         checkpoint = self._set_up_model()
         self._set_up_data()
+        self.plan = self._step_plan(reserve_images)
         self._set_up_optimisation()
         if checkpoint is not None:
             self._restore(checkpoint)
         self.network = self._wrap_network()
         self.loss_fn = MultiBoxLoss(self.model.priors, LossConfig(classification=config.loss)).to(context.device)
+        self.pacer = Pacer(self.plan, self.state.elapsed_s, lambda value: broadcast_int(context, value), tqdm.write if context.is_main else None)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the run reaches into: ``config.epochs``, or fewer under a time limit."""
+        return self.plan.epochs(self.steps_per_epoch)
 
     def _set_up_model(self) -> dict[str, Any] | None:
         """Build the model, or load it from the checkpoint to resume (returned, else None)."""
@@ -140,13 +154,22 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise CheckpointError(config.data, f"{len(self.train_set)} training images: fewer than one batch per process")
 
+    def _step_plan(self, reserve_images: int) -> StepPlan:
+        """Every epoch's steps, or with a time limit those that fit (:mod:`.budget`)."""
+        config = self.config
+        finish = reserve_images + FORWARD_COST * min(config.precise_bn_images, len(self.train_set))
+        if self.val_set is not None:
+            finish += FORWARD_COST * len(self.val_set)
+        seconds = config.time * 3600 if config.time is not None else None
+        return StepPlan(config.epochs * self.steps_per_epoch, seconds, finish, config.batch_size * self.context.world_size)
+
     def _set_up_optimisation(self) -> None:
         """Optimiser, per-step schedule, AMP loss scaler, and the log (main process only)."""
         config, context = self.config, self.context
         self.use_amp = config.amp if config.amp is not None else context.device.type == "cuda"
         self.scaler = _grad_scaler(context.device, self.use_amp)
         self.optimizer = build_optimizer(self.model, config, loss_scaling=self.scaler.is_enabled())
-        self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch)
+        self.scheduler = build_scheduler(self.optimizer, config, self.steps_per_epoch, lambda: self.plan.total)
         self.history = History(self.output, tensorboard=config.tensorboard and context.is_main) if context.is_main else None
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
@@ -154,7 +177,11 @@ class Trainer:
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         load_scaler_state(self.scaler, checkpoint.get("scaler") or {})
-        self.state = _State(int(checkpoint["epoch"]), int(checkpoint["iteration"]), checkpoint.get("epoch_sums"), checkpoint.get("best_value"))
+        self.state = _State(int(checkpoint["epoch"]), int(checkpoint["iteration"]), checkpoint.get("epoch_sums"), checkpoint.get("best_value"),
+                            float(checkpoint.get("elapsed_s") or 0.0),
+                            int(checkpoint.get("steps_done", int(checkpoint["epoch"]) * self.steps_per_epoch + int(checkpoint["iteration"]))))
+        if self.plan.limited and checkpoint.get("planned_steps"):
+            self.plan.total = min(int(checkpoint["planned_steps"]), self.plan.max_steps)
         if self.history is not None:
             self.history.rows = list(checkpoint.get("history", []))
         if self.context.is_main:
@@ -179,6 +206,7 @@ class Trainer:
             path, self.model, self.class_names,
             optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
             epoch=state.epoch, iteration=state.iteration, epoch_sums=state.sums, best_value=state.best_value,
+            steps_done=self.state.steps, planned_steps=self.plan.total, all_steps=self.plan.max_steps, elapsed_s=self.pacer.elapsed(),
             history=self.history.rows if self.history is not None else [], train_config=self.config.to_dict(),
         )
 
@@ -186,8 +214,8 @@ class Trainer:
         """Train the remaining epochs; Ctrl-C saves ``last.pt`` and returns (``interrupted``)."""
         interrupted = False
         try:
-            with _deferred_interrupt() as stop_requested:
-                while self.state.epoch < self.config.epochs:
+            with deferred_interrupt() as stop_requested:
+                while self.state.epoch < self.epochs:
                     self.train_epoch(stop_requested)
                     self.end_epoch()
         except KeyboardInterrupt:
@@ -199,7 +227,7 @@ class Trainer:
         self._finish(interrupted)
         history = self.history.rows if self.history else []
         best = self.best if self.best.exists() else None
-        return TrainResult(self.output, self.last, best, history, self.state.best_value, interrupted)
+        return TrainResult(self.output, self.last, best, history, self.state.best_value, interrupted, self.state.steps, self.plan.max_steps)
 
     def train_epoch(self, stop_requested: threading.Event) -> None:
         """One epoch from batch ``state.iteration``; ``state`` is updated after every step. After a
@@ -210,23 +238,25 @@ class Trainer:
         loader = epoch_loader(self.train_set, config, state.epoch, context)
         sums = state.sums or {"loss": 0.0, "loss_loc": 0.0, "loss_cls": 0.0, "steps": 0, "images": 0, "seconds": 0.0}
         state.sums = sums
-        bar = tqdm(total=self.steps_per_epoch, initial=state.iteration, desc=f"epoch {state.epoch + 1}/{config.epochs}",
+        bar = tqdm(total=self.steps_per_epoch, initial=state.iteration, desc=f"epoch {state.epoch + 1}/{self.epochs}",
                    unit="batch", disable=not (config.progress and context.is_main), dynamic_ncols=True)
         started = time.perf_counter()
         for index, (images, targets) in enumerate(loader):
             if index < state.iteration:
                 continue  # resumed mid-epoch: these batches were trained on before the interruption
             losses = self._step(images, targets, index)
-            state.iteration = index + 1
+            state.iteration, state.steps = index + 1, state.steps + 1
             sums["steps"] += 1
             sums["images"] += images.shape[0] * context.world_size
             for key, name in (("loss", "total"), ("loss_loc", "loc"), ("loss_cls", "cls")):
                 sums[key] += float(losses[name].detach())
-            _show_progress(bar, sums, sums["seconds"] + time.perf_counter() - started, self.optimizer)
+            show_progress(bar, sums, sums["seconds"] + time.perf_counter() - started, self.optimizer)
             if any_rank(context, stop_requested.is_set()):
                 sums["seconds"] += time.perf_counter() - started
                 bar.close()
                 raise KeyboardInterrupt
+            if self.pacer.after_step(state.steps):
+                break  # the planned steps are done (a time limit ended the run part-way through this epoch)
         sums["seconds"] += time.perf_counter() - started
         bar.close()
 
@@ -257,9 +287,10 @@ class Trainer:
     def end_epoch(self) -> None:
         """Validate when due, then record the epoch: history row, ``last.pt``, ``best.pt`` if improved."""
         config, context, state = self.config, self.context, self.state
-        row = _epoch_row(state, self.optimizer)
+        row = epoch_row(state.epoch, state.sums, self.optimizer)
         epoch_done = state.epoch + 1
-        if epoch_done % config.eval_every == 0 or epoch_done == config.epochs:
+        self.pacer.after_epoch(state.steps, row["epoch_s"], int((state.sums or {}).get("steps", 0)))
+        if epoch_done % config.eval_every == 0 or epoch_done >= self.epochs:
             row.update(self.validate())
         improved = _improves(row.get(config.best_metric), state.best_value)
         if improved:
@@ -270,7 +301,7 @@ class Trainer:
             self.save(self.last)
             if improved:
                 self.save(self.best)
-            _print_epoch(row, config, self.steps_per_epoch)
+            print_epoch(row, self.epochs)
         barrier(context)
 
     def validate(self) -> dict[str, float]:
@@ -321,50 +352,6 @@ def load_scaler_state(scaler: torch.amp.GradScaler, state: dict[str, Any]) -> No
         scaler.load_state_dict(state)
 
 
-def _show_progress(bar: tqdm, sums: dict[str, float], elapsed: float, optimizer: torch.optim.Optimizer) -> None:
-    """Advance the epoch's bar by one step: mean losses so far, images per second, learning rate."""
-    steps = sums["steps"]
-    bar.set_postfix(loss=f"{sums['loss'] / steps:.3f}", loc=f"{sums['loss_loc'] / steps:.3f}",
-                    cls=f"{sums['loss_cls'] / steps:.3f}", img_s=f"{sums['images'] / max(elapsed, 1e-9):.1f}",
-                    lr=f"{optimizer.param_groups[0]['lr']:.2e}")
-    bar.update(1)
-
-
-@contextlib.contextmanager
-def _deferred_interrupt():
-    """Turn the first Ctrl-C (SIGINT) into a request to stop after the current step; a second one
-    interrupts at once. Outside the main thread (no signal handlers there) Ctrl-C stays immediate."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def request_stop(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        tqdm.write("stopping after this step (Ctrl-C again to stop now)")
-
-    previous = signal.signal(signal.SIGINT, request_stop)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _epoch_row(state: _State, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    sums, steps = state.sums or {}, max(1, (state.sums or {}).get("steps", 0))
-    return {
-        "epoch": state.epoch + 1,
-        "lr": optimizer.param_groups[0]["lr"],
-        "loss": sums.get("loss", math.nan) / steps,
-        "loss_loc": sums.get("loss_loc", math.nan) / steps,
-        "loss_cls": sums.get("loss_cls", math.nan) / steps,
-        "images_per_s": sums.get("images", 0) / max(sums.get("seconds", 0.0), 1e-9),
-        "epoch_s": sums.get("seconds", 0.0),
-    }
-
-
 def _validate(model: nn.Module, class_names: list[str], val_set: Any, config: TrainConfig, context: DistContext) -> dict[str, float]:
     detector = model_detector(model, class_names, context.device, max_batch=config.batch_size)
     result = evaluate_detector(detector, val_set, batch_size=config.batch_size, progress=config.progress)
@@ -380,15 +367,3 @@ def _validate(model: nn.Module, class_names: list[str], val_set: Any, config: Tr
 
 def _improves(value: Any, best: float | None) -> bool:
     return isinstance(value, float) and not math.isnan(value) and (best is None or value > best)
-
-
-def _print_epoch(row: dict[str, Any], config: TrainConfig, steps: int) -> None:
-    text = (f"epoch {row['epoch']}/{config.epochs}: loss {row['loss']:.3f} (loc {row['loss_loc']:.3f}, cls {row['loss_cls']:.3f}), "
-            f"{row['images_per_s']:.1f} img/s, {row['epoch_s']:.0f} s")
-    if "map50" in row:
-        text += f"; val mAP@0.5 {_number(row['map50'])} (VOC07 {_number(row['map50_voc07'])}), COCO AP {_number(row['coco_ap'])}"
-    tqdm.write(text)
-
-
-def _number(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else "-"
