@@ -114,6 +114,17 @@ def test_a_run_falling_behind_its_plan_stops_when_the_time_is_spent(tiny_data, t
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
 
 
+def test_an_epoch_longer_than_the_time_is_planned_after_its_first_steps(tiny_data, tmp_path, fake_clock):  # noqa: F811
+    # One epoch of 12 steps (batch 2) at 1 s, 6 s allowed: at step 3 the epoch alone would not fit,
+    # so the run plans there. Its end (3 validation images' worth at 2 per step) is 1.5 s: 4 steps.
+    fake_clock(lambda step: 1.0)
+    config = tiny_config(tiny_data, tmp_path / "run", epochs=1, batch_size=2, schedule="cosine", warmup_epochs=0.0,
+                         precise_bn_images=0, time=6 / 3600)
+    result = train(config)
+    assert (result.steps_done, result.all_steps) == (4, 12)
+    assert result.history[-1]["lr"] == 0.0 and "map50" in result.history[-1]
+
+
 def test_without_a_limit_nothing_changes(tiny_data, tmp_path, fake_clock):  # noqa: F811
     fake_clock(lambda step: 1000.0)
     result = train(tiny_config(tiny_data, tmp_path / "run", epochs=2))
@@ -125,6 +136,6 @@ def test_pacer_keeps_the_main_processes_decision():
     # Time for about 50 steps on this process; the main process's plan (42) is the one kept.
     plan = StepPlan(max_steps=100, seconds=0.5, finish_images=0, images_per_step=8)
     lines = []
-    pacer = Pacer(plan, agree=lambda value: 42 if value > 1 else value, log=lines.append)
+    pacer = Pacer(plan, 10, agree=lambda value: 42 if value > 1 else value, log=lines.append)
     pacer._revise(5, 0.01)
     assert plan.total == 42 and len(lines) == 1

@@ -4,10 +4,13 @@ Ultralytics' ``time=`` trains for a wall-clock budget; here the limit caps a run
 stays the most it trains) and the run is planned rather than cut: a cosine schedule stopped by the
 clock ends at a high learning rate, which costs more mAP than annealing over fewer steps.
 
-    step PROBE_STEPS of the run (timed from step WARM_STEPS, past the first steps' set-up costs):
-        planned steps = steps done + the steps the time left buys at the measured seconds per step,
-        after keeping the time the run's end needs (:attr:`StepPlan.finish_images`)
-    the end of every epoch: the plan revised with that epoch's speed
+    the end of every epoch: planned steps = steps done + the steps the time left buys at that
+        epoch's seconds per step, after keeping the time the run's end needs
+        (:attr:`StepPlan.finish_images`)
+    step PROBE_STEPS (timed from step WARM_STEPS, past the first steps' set-up costs): the same,
+        but only when the first epoch alone would not fit in the time left. Its first steps are
+        the slowest (images decoded for the first time, kernels set up), so planning there would
+        shorten the schedule of runs that have time for every step.
     every step: once the time is spent, the run ends at that step
 
 The learning-rate schedule reads the planned total at every step (:func:`.optim.build_scheduler`),
@@ -108,8 +111,8 @@ class Pacer:
     plan (None: silent, as on the other processes).
     """
 
-    def __init__(self, plan: StepPlan, elapsed_before: float = 0.0, agree=None, log=tqdm.write) -> None:
-        self.plan, self.elapsed_before, self.log = plan, elapsed_before, log
+    def __init__(self, plan: StepPlan, steps_per_epoch: int, elapsed_before: float = 0.0, agree=None, log=tqdm.write) -> None:
+        self.plan, self.steps_per_epoch, self.elapsed_before, self.log = plan, steps_per_epoch, elapsed_before, log
         self.agree = agree or (lambda value: value)
         self.started = time.perf_counter()
         self.steps = 0  # steps taken by this process since it started (or resumed)
@@ -128,7 +131,9 @@ class Pacer:
         if self.steps == WARM_STEPS:
             self.warm_at = time.perf_counter()
         elif self.steps == PROBE_STEPS and self.warm_at is not None:
-            self._revise(step, (time.perf_counter() - self.warm_at) / (PROBE_STEPS - WARM_STEPS))
+            self.seconds_per_step = (time.perf_counter() - self.warm_at) / (PROBE_STEPS - WARM_STEPS)
+            if self.agree(int(self.steps_per_epoch * self.seconds_per_step > self.plan.seconds - self.elapsed())):
+                self._revise(step, self.seconds_per_step)
         if self.seconds_per_step is not None and self.agree(int(self.plan.spent(self.elapsed(), self.seconds_per_step))):
             self.plan.total = step
         return step >= self.plan.total

@@ -120,7 +120,8 @@ class Trainer:
             self._restore(checkpoint)
         self.network = self._wrap_network()
         self.loss_fn = MultiBoxLoss(self.model.priors, LossConfig(classification=config.loss)).to(context.device)
-        self.pacer = Pacer(self.plan, self.state.elapsed_s, lambda value: broadcast_int(context, value), tqdm.write if context.is_main else None)
+        self.pacer = Pacer(self.plan, self.steps_per_epoch, self.state.elapsed_s, lambda value: broadcast_int(context, value),
+                           tqdm.write if context.is_main else None)
 
     @property
     def epochs(self) -> int:
