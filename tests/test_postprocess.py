@@ -370,6 +370,30 @@ def test_floor_keeps_the_best_pairs_and_their_order(case):
     assert raised > 1000  # the floor did raise pairs above the threshold's floor
 
 
+@pytest.mark.parametrize("case", ["spread", "few_above_the_floor", "ties"])
+def test_eager_top_pairs_are_the_top_k_of_every_pair(case):
+    # Eager PyTorch takes an image's best pairs from those above its lowest value only
+    # (Selection._topk): the same values as a top-k over every pair, and pairs holding them.
+    generator = torch.Generator().manual_seed(27)
+    scores = torch.softmax(3.0 * torch.randn(3, 300, NUM_CLASSES, generator=generator), dim=-1)
+    if case == "ties":
+        scores = (scores * 64).round() / 64
+    foreground = scores[:, :, 1:]  # strided, as in Selection
+    selection = Selection(PostprocessConfig(score_threshold=0.01))
+    for size in (1, 50, 600, 300 * (NUM_CLASSES - 1)):
+        floored = selection._floored(foreground, size)
+        if case == "few_above_the_floor":  # image 1: 20 pairs above the rest, fewer than most sizes
+            floored[1] = torch.where(floored[1] > floored[1].flatten().kthvalue(floored[1].numel() - 20).values, floored[1], 0.001)
+        values, index = selection._topk(floored, size)
+        expected = floored.reshape(3, -1).topk(size, dim=1).values
+        assert torch.equal(values, expected), size
+        assert torch.equal(floored.reshape(3, -1).gather(1, index), values), size
+        assert all(len(set(row.tolist())) == size for row in index)  # distinct pairs
+        if case == "spread":  # distinct values above the floor: the same pairs, in the same order
+            above = values > floored.reshape(3, -1).amin(dim=1, keepdim=True)
+            assert torch.equal(index[above], floored.reshape(3, -1).topk(size, dim=1).indices[above]), size
+
+
 def test_pre_selection_keeps_the_per_class_cap(assert_same_detections):
     # Class 3 holds the best score of every prior: the best 150 pairs are all of class 3 but only
     # its best 20 (topk_candidates) may enter NMS, as in torchvision's per-class selection.
