@@ -89,3 +89,14 @@ def real_photos() -> list[Path]:
     missing = [str(p) for p in photos if not p.is_file()]
     assert not missing, f"sample photographs missing from the installed packages: {missing}"
     return photos
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """24 training and 6 validation shapes images of 96 px (``helpers.tiny_config`` trains on them)."""
+    from ssd_deploy.data.shapes import generate_shapes_dataset
+
+    root = tmp_path_factory.mktemp("tiny")
+    generate_shapes_dataset(root / "train", 24, seed=0, size=(96, 96), progress=False)
+    generate_shapes_dataset(root / "val", 6, seed=1, size=(96, 96), progress=False)
+    return root

@@ -6,6 +6,17 @@ import torch
 from torch import nn
 
 from ssd_deploy.models.informative import informative_init  # noqa: F401  (tests import it from here)
+from ssd_deploy.training import TrainConfig
+
+# The smallest training runs (tests/test_training.py, test_time_limit.py): on the `tiny_data` fixture's
+# 24 + 6 generated 96 px images, 3 steps per epoch.
+TINY = dict(arch="ssdlite_mobilenet_v2", input_size=(96, 96), batch_size=8, workers=0, progress=False, tensorboard=False,
+            lr=0.01, warmup_epochs=0.5)
+
+
+def tiny_config(tiny_data, output, **changes) -> TrainConfig:
+    """A :data:`TINY` run on the ``tiny_data`` fixture's sets, writing to ``output``."""
+    return TrainConfig(data=str(tiny_data / "train"), val=str(tiny_data / "val"), output=str(output), **{**TINY, **changes})
 
 
 def train_on_shapes(arch: str = "ssdlite_mobilenet_v2", size: int = 128, steps: int = 200, seed: int = 0) -> nn.Module:

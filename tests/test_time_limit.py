@@ -18,7 +18,7 @@ from ssd_deploy.training import budget, trainer
 from ssd_deploy.training.budget import Pacer, StepPlan, parse_duration
 from ssd_deploy.training.trainer import train
 
-from test_training import tiny_config, tiny_data  # noqa: F401  (tiny_data: a fixture)
+from helpers import tiny_config
 
 
 @pytest.mark.parametrize("text, hours", [("90s", 0.025), ("5m", 5 / 60), ("1.5h", 1.5), ("2", 2.0), (" 30 m ", 0.5), ("1e-2h", 0.01)])
@@ -88,7 +88,7 @@ def fake_clock(monkeypatch):
     return install
 
 
-def test_a_limited_run_plans_the_steps_that_fit_and_anneals_over_them(tiny_data, tmp_path, fake_clock):  # noqa: F811
+def test_a_limited_run_plans_the_steps_that_fit_and_anneals_over_them(tiny_data, tmp_path, fake_clock):
     # 3 steps per epoch (24 images, batch 8), 6 epochs: 18 steps of 1 s; 12 s allowed. The run's
     # end (12 precise-BN + 3 validation images' worth at batch 8) is 1.875 s: 10 steps fit.
     fake_clock(lambda step: 1.0)
@@ -104,7 +104,7 @@ def test_a_limited_run_plans_the_steps_that_fit_and_anneals_over_them(tiny_data,
     assert _steps(data, 6) == (10, 10, 18)  # the demo reuses it as finished
 
 
-def test_a_run_falling_behind_its_plan_stops_when_the_time_is_spent(tiny_data, tmp_path, fake_clock):  # noqa: F811
+def test_a_run_falling_behind_its_plan_stops_when_the_time_is_spent(tiny_data, tmp_path, fake_clock):
     # Planned at 1 s per step (10 steps, as above), then steps 7 on take 3 s: after step 8 (12 s
     # spent) one more step and the run's end no longer fit, and the run ends there.
     fake_clock(lambda step: 1.0 if step <= 6 else 3.0)
@@ -114,7 +114,7 @@ def test_a_run_falling_behind_its_plan_stops_when_the_time_is_spent(tiny_data, t
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
 
 
-def test_an_epoch_longer_than_the_time_is_planned_after_its_first_steps(tiny_data, tmp_path, fake_clock):  # noqa: F811
+def test_an_epoch_longer_than_the_time_is_planned_after_its_first_steps(tiny_data, tmp_path, fake_clock):
     # One epoch of 12 steps (batch 2) at 1 s, 6 s allowed: at step 3 the epoch alone would not fit,
     # so the run plans there. Its end (3 validation images' worth at 2 per step) is 1.5 s: 4 steps.
     fake_clock(lambda step: 1.0)
@@ -125,7 +125,7 @@ def test_an_epoch_longer_than_the_time_is_planned_after_its_first_steps(tiny_dat
     assert result.history[-1]["lr"] == 0.0 and "map50" in result.history[-1]
 
 
-def test_without_a_limit_nothing_changes(tiny_data, tmp_path, fake_clock):  # noqa: F811
+def test_without_a_limit_nothing_changes(tiny_data, tmp_path, fake_clock):
     fake_clock(lambda step: 1000.0)
     result = train(tiny_config(tiny_data, tmp_path / "run", epochs=2))
     assert (result.steps_done, result.all_steps) == (6, 6)

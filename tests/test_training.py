@@ -18,27 +18,13 @@ from ssd_deploy.checkpoint import load_checkpoint, save_checkpoint
 from ssd_deploy.cli import run_cli
 from ssd_deploy.cli.train import OPTIONS, build_parser
 from ssd_deploy.cli.train import main as train_main
-from ssd_deploy.data.shapes import generate_shapes_dataset
 from ssd_deploy.errors import CheckpointError, ConfigError
 from ssd_deploy.models import create_model
 from ssd_deploy.training import TrainConfig
 from ssd_deploy.training.optim import build_optimizer, lr_factor
 from ssd_deploy.training.trainer import train
 
-TINY = dict(arch="ssdlite_mobilenet_v2", input_size=(96, 96), batch_size=8, workers=0, progress=False, tensorboard=False,
-            lr=0.01, warmup_epochs=0.5)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    generate_shapes_dataset(root / "train", 24, seed=0, size=(96, 96), progress=False)
-    generate_shapes_dataset(root / "val", 6, seed=1, size=(96, 96), progress=False)
-    return root
-
-
-def tiny_config(tiny_data, output, **changes) -> TrainConfig:
-    return TrainConfig(data=str(tiny_data / "train"), val=str(tiny_data / "val"), output=str(output), **{**TINY, **changes})
+from helpers import TINY, tiny_config
 
 
 def test_lr_schedule_warmup_multistep_cosine():
