@@ -2,7 +2,7 @@
 
 Ultralytics' ``time=`` trains for a wall-clock budget; here the limit caps a run (``--epochs``
 stays the most it trains) and the run is planned rather than cut: a cosine schedule stopped by the
-clock ends at a high learning rate, which costs more mAP than annealing over fewer steps.
+clock would end at a high learning rate, so the schedule is fitted to the steps that fit instead.
 
     the end of every epoch: planned steps = steps done + the steps the time left buys at that
         epoch's seconds per step, after keeping the time the run's end needs
