@@ -43,7 +43,7 @@ OPTIONS: list[tuple[tuple[str, ...], str, dict[str, Any], str]] = [
     (("--keep-difficult",), "keep_difficult", {"action": "store_true", "default": None}, "also train on objects marked difficult (VOC) or crowd (COCO)"),
     (("--augment",), "augment", {"type": _bool, "metavar": "BOOL"}, "the paper's augmentation (photometric, zoom-out, IoU crop, flip); false: resize only"),
     (("--epochs",), "epochs", {"type": int}, "number of epochs"),
-    (("--time",), "time", {"type": duration, "metavar": "DURATION"}, "time limit of the whole run: 90s, 5m, 1.5h or a number of hours (Ultralytics' time=; 0: none). After its first steps the run plans the steps that fit, leaving time for its last validation, and anneals the learning-rate schedule over them; --epochs stays the most it trains"),
+    (("--time",), "time", {"type": duration, "metavar": "DURATION"}, "time limit of the whole run: 90s, 5m, 1.5h or a number of hours (Ultralytics' time=; 0: none). After its first epoch (or its first 30 steps, when one epoch would not fit) the run plans the steps that fit, leaving time for its last validation, and anneals the learning-rate schedule over them; --epochs stays the most it trains"),
     (("--batch-size",), "batch_size", {"type": int}, "images per step and process"),
     (("--optimizer",), "optimizer", {"choices": OPTIMIZERS}, "sgd (the paper's: momentum, doubled bias lr) or adamw"),
     (("--lr",), "lr", {"type": float}, "base learning rate (the paper: 1e-3 with SGD at batch 32)"),
