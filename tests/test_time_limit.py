@@ -7,12 +7,14 @@ the arithmetic of :mod:`ssd_deploy.training.budget`, the same on any CPU."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import time
 
 import pytest
 
+from ssd_deploy import demo
 from ssd_deploy.checkpoint import load_checkpoint
 from ssd_deploy.cli import duration
-from ssd_deploy.demo import _steps
 from ssd_deploy.errors import ConfigError
 from ssd_deploy.training import budget, trainer
 from ssd_deploy.training.budget import Pacer, StepPlan, parse_duration
@@ -101,7 +103,7 @@ def test_a_limited_run_plans_the_steps_that_fit_and_anneals_over_them(tiny_data,
     data = load_checkpoint(result.last_checkpoint)[2]
     assert (data["steps_done"], data["planned_steps"], data["all_steps"]) == (10, 10, 18)
     assert data["elapsed_s"] == pytest.approx(10.0)
-    assert _steps(data, 6) == (10, 10, 18)  # the demo reuses it as finished
+    assert demo._steps(data, 6) == (10, 10, 18)  # the demo reuses it as finished
 
 
 def test_a_run_falling_behind_its_plan_stops_when_the_time_is_spent(tiny_data, tmp_path, fake_clock):
@@ -139,3 +141,23 @@ def test_pacer_keeps_the_main_processes_decision():
     pacer = Pacer(plan, 10, agree=lambda value: 42 if value > 1 else value, log=lines.append)
     pacer._revise(5, 0.01)
     assert plan.total == 42 and len(lines) == 1
+
+
+def test_the_demo_reuses_a_limited_run_and_trains_every_step_without_the_limit(tiny_data, tmp_path, fake_clock, capsys):
+    # The demo keeps the time of RESERVE_IMAGES training images for its later steps: at 1 s per
+    # step of 8 images that is (6000 + 12 precise-BN + 3 validation images' worth) / 8 = 751.875 s.
+    # 756.4 s leave time for 4 of the 6 steps (2 epochs of 24 images at batch 8).
+    fake_clock(lambda step: 1.0)
+    config = demo.DemoConfig(out=tmp_path / "demo", epochs=2, time=756.4 / 3600, progress=False)
+    train_dir, val_dir = tiny_data / "train", tiny_data / "val"
+    _, summary = demo._train(config, train_dir, val_dir, time.perf_counter())
+    assert (summary["steps"], summary["all_steps"]) == (4, 6)
+    assert "4 of the recipe's 6 steps" in demo._cut(summary)
+
+    _, again = demo._train(config, train_dir, val_dir, time.perf_counter())
+    assert again["reused"] and (again["steps"], again["all_steps"]) == (4, 6)
+    assert "reusing the finished run" in capsys.readouterr().out
+
+    _, full = demo._train(dataclasses.replace(config, time=None), train_dir, val_dir, time.perf_counter())
+    assert not full["reused"] and (full["steps"], full["all_steps"]) == (6, 6) and demo._cut(full) == ""
+    assert "stopped at a time limit after 4 of 6 steps; training every step again" in capsys.readouterr().out
