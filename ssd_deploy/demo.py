@@ -134,7 +134,7 @@ def run_demo(config: DemoConfig = DemoConfig()) -> dict[str, Any]:
     print("\nlatency (milliseconds per call; speed-up against torchvision's eager pipeline):\n" + latency.markdown())
     print(f"\ndemo: done in {timings['total_s'] / 60:.1f} min; report in {report_dir / 'README.md'}")
     if _cut(training):
-        print(f"demo: training{_cut(training).removeprefix(' It')}")
+        print(f"demo: training {_cut(training)}")
     return report
 
 
@@ -219,12 +219,11 @@ def _train(config: DemoConfig, train_dir: Path, val_dir: Path, started: float) -
 
 
 def _steps(checkpoint: dict[str, Any], epochs: int) -> tuple[int, int, int]:
-    """Steps a saved run has done, planned, and would take over ``epochs`` without a time limit
-    (checkpoints from before time limits: counted in whole epochs)."""
+    """Steps a saved run (of the same settings, so of ``epochs`` epochs) has done, planned, and
+    would take without a time limit (checkpoints from before time limits: counted in epochs)."""
     if "steps_done" not in checkpoint:
         return int(checkpoint.get("epoch", 0)), epochs, epochs
-    every = int(checkpoint["all_steps"]) // max(1, int(checkpoint["train_config"]["epochs"])) * epochs
-    return int(checkpoint["steps_done"]), min(int(checkpoint["planned_steps"]), every), every
+    return int(checkpoint["steps_done"]), int(checkpoint["planned_steps"]), int(checkpoint["all_steps"])
 
 
 # Settings that change how fast a run trains, or how long it may take, not what its steps do.
@@ -322,7 +321,7 @@ def _cut(training: dict[str, Any]) -> str:
     steps, every = training.get("steps"), training.get("all_steps")
     if not steps or not every or steps >= every:
         return ""
-    return (f" It took {steps} of the recipe's {every} steps ({steps / every:.0%}), the last epoch part-way: the most this "
+    return (f"took {steps} of the recipe's {every} steps ({steps / every:.0%}), the last epoch part-way: the most this "
             f"machine trains within the demo's time limit, with the learning-rate schedule planned for them "
             f"(`ssd-demo --time 0` trains every step).")
 
@@ -330,12 +329,13 @@ def _cut(training: dict[str, Any]) -> str:
 def _write_report(folder: Path, report: dict[str, Any], evaluation_table: str, parity: Any, latency: Any) -> None:
     training = report["training"]
     timings = report["timings"]
+    cut = f" It {_cut(training)}" if _cut(training) else ""
     lines = [
         "# ssd-deploy demo report", "",
         f"Trained {training['settings']['arch']} at {training['settings']['input_size'][0]} px for "
         f"{len(training['epochs'])} epochs ({training['train_s'] / 60:.1f} min, "
         f"{training['images_per_s'] or 0:.1f} images/s){' (reused)' if training['reused'] else ''}; "
-        f"best validation mAP@0.5 {training['best_map50'] or 0:.3f}.{_cut(training)} The whole demo took {timings['total_s'] / 60:.1f} min.", "",
+        f"best validation mAP@0.5 {training['best_map50'] or 0:.3f}.{cut} The whole demo took {timings['total_s'] / 60:.1f} min.", "",
         "## Evaluation (PyTorch FP32, held-out shapes)", "", evaluation_table, "",
         "## Parity: mAP on every runtime", "", parity.markdown(), "", *_bench_links(report["bench_files"]["parity"]), "",
         "## Latency", "", latency.markdown(), "", *_bench_links(report["bench_files"]["latency"]), "",

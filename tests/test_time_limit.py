@@ -16,6 +16,7 @@ from ssd_deploy import demo
 from ssd_deploy.checkpoint import load_checkpoint
 from ssd_deploy.cli import duration
 from ssd_deploy.errors import ConfigError
+from ssd_deploy.training import TrainConfig
 from ssd_deploy.training import budget, trainer
 from ssd_deploy.training.budget import Pacer, StepPlan, parse_duration
 from ssd_deploy.training.trainer import train
@@ -33,6 +34,12 @@ def test_durations_read_as_hours(text, hours):
 def test_bad_durations_say_what_is_expected(text, problem):
     with pytest.raises(ConfigError, match=problem):
         parse_duration(text)
+
+
+def test_a_config_file_takes_the_flags_durations():
+    assert TrainConfig.from_dict({"time": "90m"}).time == pytest.approx(1.5)
+    with pytest.raises(ConfigError, match="expected a duration"):
+        TrainConfig.from_dict({"time": "soon"})
 
 
 def test_the_flag_takes_0_or_none_as_no_limit():

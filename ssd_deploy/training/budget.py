@@ -86,8 +86,7 @@ class StepPlan:
         returns a line saying what changed, or None."""
         if self.seconds is None or seconds_per_step <= 0:
             return None
-        finish = self.finish_images / self.images_per_step * seconds_per_step
-        fitting = int(max(0.0, self.seconds - elapsed - finish) // seconds_per_step)
+        fitting = int(max(0.0, self.seconds - elapsed - self._finish(seconds_per_step)) // seconds_per_step)
         total = max(step, min(self.max_steps, step + fitting))
         if total == self.total:
             return None
@@ -99,8 +98,11 @@ class StepPlan:
         """Whether the time is up: what is left would not pay for one more step and the run's end."""
         if self.seconds is None:
             return False
-        finish = self.finish_images / self.images_per_step * seconds_per_step
-        return elapsed + finish + seconds_per_step > self.seconds
+        return elapsed + self._finish(seconds_per_step) + seconds_per_step > self.seconds
+
+    def _finish(self, seconds_per_step: float) -> float:
+        """Seconds the run's end takes at this speed."""
+        return self.finish_images / self.images_per_step * seconds_per_step
 
 
 class Pacer:

@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..models.registry import list_architectures
 from ..models.tapped import is_classifier
+from .budget import parse_duration
 
 CUSTOM_ARCH = "custom"  # the backbone and priors come from a prior file (ssd_deploy.models.custom)
 ARCHITECTURES = (*list_architectures(), CUSTOM_ARCH)
@@ -122,6 +123,8 @@ class TrainConfig:
         if values.get("input_size") is not None:
             size = values["input_size"]
             values["input_size"] = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+        if isinstance(values.get("time"), str):  # a config file's "5m" or "1.5h", as the flag takes it
+            values["time"] = parse_duration(values["time"])
         if "milestones" in values:
             values["milestones"] = tuple(float(m) for m in values["milestones"])
         try:
