@@ -255,7 +255,8 @@ def test_onnx_translation_of_grouped_nms_matches_eager(tmp_path, pre_nms_topk, b
     layout, run by ONNX Runtime: identical detections, bit for bit and in the same order."""
     onnxruntime = pytest.importorskip("onnxruntime")
     boxes, scores = _inputs(seed=12, num_images=3)
-    config = PostprocessConfig(score_threshold=0.2, iou_threshold=0.45, max_detections=100, topk_candidates=50, pre_nms_topk=pre_nms_topk)
+    # A cap of 60 per class: G * k = 180 slots, a size no other tensor of this graph has.
+    config = PostprocessConfig(score_threshold=0.2, iou_threshold=0.45, max_detections=100, topk_candidates=60, pre_nms_topk=pre_nms_topk)
     path = tmp_path / "select.onnx"
     _export_selection(path, config, backend, boxes, scores)
     graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
@@ -405,6 +406,46 @@ def test_pre_selection_keeps_the_per_class_cap(assert_same_detections):
         expected = reference_detections(boxes[i], scores[i], config)
         assert expected[1].numel() == 10 and set(expected[2].tolist()) == {3}
         assert_same_detections(_image(detections, i), expected, box_atol=0.0, score_atol=0.0)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_exported_pre_selection_keeps_the_per_class_cap(tmp_path, runtime, assert_same_detections):
+    """The ONNX graph's cap (a stable sort of the pre-selected pairs by label, each compared with
+    the pair ``topk_candidates`` places before it) where it binds: class 3 holds about half of the
+    image's best 150 pairs, and its best 20 (``topk_candidates``) share one box, so NMS keeps one
+    of them; its next pairs, on boxes of their own, would be kept next were they not past the cap.
+    The runtime's detections equal eager PyTorch's bit for bit, and torchvision's selection."""
+    pytest.importorskip(runtime)
+    generator = torch.Generator().manual_seed(24)
+    centre = torch.rand(2, NUM_PRIORS, 2, generator=generator)
+    boxes = torch.cat((centre - 0.01, centre + 0.01), dim=-1)  # small: few overlap
+    logits = torch.randn(2, NUM_PRIORS, NUM_CLASSES, generator=generator)
+    logits[..., 3] += 1.5
+    scores = torch.softmax(logits, dim=-1)
+    config = PostprocessConfig(score_threshold=0.05, iou_threshold=0.45, max_detections=10, topk_candidates=20, pre_nms_topk=150)
+    for i in range(2):
+        best_of_class = scores[i, :, 3].topk(config.topk_candidates).indices
+        boxes[i, best_of_class] = boxes[i, best_of_class[0]].clone()
+        best_pairs = scores[i, :, 1:].reshape(-1).topk(config.pre_nms_topk).indices
+        assert (best_pairs % (NUM_CLASSES - 1) == 2).sum() > 3 * config.topk_candidates
+    path = tmp_path / "select.onnx"
+    _export_selection(path, config, "onnx", boxes, scores)
+    if runtime == "onnxruntime":
+        import onnxruntime
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {i.name: x.numpy() for i, x in zip(session.get_inputs(), (boxes, scores))})
+    else:
+        import openvino
+        compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        outputs = compiled([boxes.numpy(), scores.numpy()])
+        got = [outputs[output] for output in compiled.outputs]
+    expected = select_detections(boxes, scores, config)
+    for ours, theirs in zip(expected, got):
+        assert torch.equal(ours, torch.from_numpy(theirs))
+    for i in range(2):
+        reference = reference_detections(boxes[i], scores[i], config)
+        assert (reference[2] == 3).sum() == 1
+        assert_same_detections(_image(expected, i), reference, box_atol=0.0, score_atol=0.0)
 
 
 @pytest.mark.parametrize("pre_nms_topk", [0, 300], ids=["all_candidates", "pre_selected"])
