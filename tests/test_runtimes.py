@@ -109,6 +109,24 @@ def test_every_runtime_gives_the_same_detections(runtime, file, files, images, r
     assert detections[0].class_names == list(CLASS_NAMES)
 
 
+def test_openvino_compiles_a_free_batch_file_for_each_batch_size(files, images, reference):
+    """A file with a free batch runs on OpenVINO reshaped to each batch size it is given (static
+    shapes, which its CPU plugin runs faster than dynamic ones); the last few sizes stay compiled,
+    and every size gives the reference's detections."""
+    from ssd_deploy.runtimes.openvino import MAX_COMPILED_BATCHES
+
+    with load(files["onnx"], runtime="openvino") as detector:
+        for max_batch in (8, 3, 2, 1, 5):  # batches of 8; 3 3 2; 2 2 2 2; 1 x 8; 5 3
+            detector.max_batch = max_batch
+            detections = detector.detect(images)
+            comparison = compare_detections(padded_detections(reference, images), padded_detections(detections, images), FP32_PARITY, 0.01, 0.45)
+            assert comparison.ok, (max_batch, comparison.problems[:5])
+        compiled = detector.runner._by_batch
+        assert list(compiled) == [2, 1, 5, 3][-MAX_COMPILED_BATCHES:]
+        for size, (model, _) in compiled.items():
+            assert [d.get_length() for d in model.inputs[0].get_partial_shape()] == [size, 3, *detector.runner.metadata.input_size]
+
+
 @pytest.mark.parametrize("runtime, file, precision", [("openvino", "onnx", "bf16"), ("openvino", "onnx", "fp16"), ("onnxruntime", "int8_nncf", "int8"), ("openvino", "int8_nncf", "int8"), ("onnxruntime", "int8_ort", "int8"), ("openvino", "int8_ort", "int8")])
 def test_reduced_precisions_find_the_same_objects(runtime, file, precision, files, images, reference):
     with load(files[file], runtime=runtime, precision=precision) as detector:
