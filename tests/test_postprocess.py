@@ -115,12 +115,15 @@ def test_output_dtypes_and_score_order():
         assert ((image_labels >= 1) & (image_labels < NUM_CLASSES)).all()
 
 
-def test_all_scores_below_threshold_gives_no_detections():
+@pytest.mark.parametrize("pre_nms_topk", [0, 100], ids=["all_candidates", "pre_selected"])
+def test_all_scores_below_threshold_gives_no_detections(pre_nms_topk):
+    # Pre-selected, eager PyTorch returns the empty output without selecting anything.
     boxes, scores = _inputs(seed=2, num_images=2, sharpness=0.1)  # scores close to 1/4
     assert scores[..., 1:].max().item() < 0.5
-    detections = select_detections(boxes, scores, PostprocessConfig(score_threshold=0.5, max_detections=10))
-    assert detections.num_detections.tolist() == [0, 0]
-    assert detections.boxes.shape == (2, 10, 4)
+    detections = select_detections(boxes, scores, PostprocessConfig(score_threshold=0.5, max_detections=10, pre_nms_topk=pre_nms_topk))
+    some = select_detections(boxes, scores, PostprocessConfig(score_threshold=0.2, max_detections=10, pre_nms_topk=pre_nms_topk))
+    assert detections.num_detections.tolist() == [0, 0] and (some.num_detections > 0).all()
+    assert [(t.shape, t.dtype) for t in detections] == [(t.shape, t.dtype) for t in some]
     _assert_zero_padding(detections)
 
 
@@ -472,7 +475,7 @@ def test_postprocess_config_refuses_negative_settings():
     assert PostprocessConfig(pre_nms_topk=50).exact == PostprocessConfig(pre_nms_topk=0)
 
 
-@pytest.mark.parametrize("threshold", [0.3, 0.6, 0.95])
+@pytest.mark.parametrize("threshold", [0.3, 0.6, 0.95, 0.9999])
 def test_eager_pre_selection_takes_no_more_than_the_candidates(threshold, monkeypatch):
     # Eager PyTorch sizes the pre-selection's top-k by the most candidates of an image; the
     # static size of exported graphs selects the same detections, and both equal the exact result.
@@ -481,7 +484,7 @@ def test_eager_pre_selection_takes_no_more_than_the_candidates(threshold, monkey
     selection = Selection(config)
     floored = scores[:, :, 1:].clamp(min=selection.below_threshold)
     most = int((scores[:, :, 1:] > threshold).sum(dim=(1, 2)).max())
-    assert selection._eager_pre_selection_size(floored) == max(1, most) < 600
+    assert selection._eager_pre_selection_size(floored) == most < 600
     eager = selection(boxes, scores)
     monkeypatch.setattr(Selection, "_eager_pre_selection_size", lambda self, floored: self.pre_nms_topk)
     for ours, theirs in zip(eager, selection(boxes, scores)):

@@ -66,6 +66,8 @@ class Selection(nn.Module):
             size = self.pre_nms_topk
             if not torch.jit.is_scripting():
                 size = self._eager_pre_selection_size(foreground)
+                if size == 0:  # no candidate in any image (a scene without objects at a deployment threshold)
+                    return self._no_detections(boxes, scores)
                 # One list of candidates per image when the backend takes it (ONNX graphs), or in
                 # eager PyTorch when it is no longer than the per-class slots.
                 if self.compact or (size <= min(self.topk_candidates, num_priors) and self._eager()):
@@ -182,7 +184,8 @@ class Selection(nn.Module):
                 pairs = above[at]
             else:
                 best, at = image[above[:, 0], above[:, 1]].sort(descending=True)
-                fill = (image == low).nonzero()[: size - above.size(0)]
+                # The first `size` pairs hold at least size - above pairs at the lowest value.
+                fill = (image[: (size + groups - 1) // groups] == low).nonzero()[: size - above.size(0)]
                 best, pairs = torch.cat([best, image[fill[:, 0], fill[:, 1]]]), torch.cat([above[at], fill])
             values.append(best)
             indices.append(pairs[:, 0] * groups + pairs[:, 1])
@@ -276,14 +279,23 @@ class Selection(nn.Module):
     @torch.jit.unused
     def _eager_pre_selection_size(self, foreground: Tensor) -> int:
         """How many pairs the pre-selection's top-k takes: ``pre_nms_topk``, or in eager PyTorch
-        the most candidates of an image when that is fewer (the pairs past them can never be
-        candidates; a smaller top-k and rank count cost less, much less at high thresholds).
+        the most candidates of an image when that is fewer, 0 when no image has one (the pairs past
+        them can never be candidates; a smaller top-k and rank count cost less, much less at high
+        thresholds).
         Graphs being traced, compiled or exported keep the static size."""
         if not self._eager():
             return self.pre_nms_topk
         # Counted image by image: count_nonzero over given dims converts the whole mask to integers first.
         most = max((int(torch.count_nonzero(image > self.score_threshold)) for image in foreground), default=0)
-        return max(1, min(self.pre_nms_topk, most))
+        return min(self.pre_nms_topk, most)
+
+    @torch.jit.unused
+    def _no_detections(self, boxes: Tensor, scores: Tensor) -> PaddedDetections:
+        """The padded output of a batch without candidates: every row zero."""
+        num_images, k = boxes.size(0), self.max_detections
+        none = torch.zeros(num_images, dtype=torch.int32, device=boxes.device)
+        labels = torch.zeros((num_images, k), dtype=torch.int32, device=boxes.device)
+        return PaddedDetections(none, boxes.new_zeros((num_images, k, 4)), scores.new_zeros((num_images, k)), labels)
 
     def _best_kept(self, top_boxes: Tensor, top_scores: Tensor, keep: Tensor, group_labels: Optional[Tensor] = None) -> PaddedDetections:
         """The best max_detections kept candidates of each image, by decreasing score, padded: a
