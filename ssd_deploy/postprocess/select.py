@@ -151,8 +151,8 @@ class Selection(nn.Module):
         In graphs, the pairs sorted by (label, place), a stable sort by label: a pair has ``cap``
         better pairs of its class exactly when the pair ``cap`` places before it in that order has
         its label. A sort of ``size`` keys and a few [N, size] operations, where the rank
-        (:meth:`_rank`) counts a one-hot of ``size x G`` (182,000 for COCO; OpenVINO runs CumSum
-        in its reference kernel, a quarter of its post-processing)."""
+        (:meth:`_rank`) counts a one-hot of ``size x G`` (182,000 for COCO; OpenVINO runs that
+        CumSum in a reference kernel, about a tenth of its post-processing)."""
         num_images, size = label.shape
         if not torch.jit.is_scripting():
             if self._eager():
