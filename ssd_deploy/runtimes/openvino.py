@@ -91,17 +91,18 @@ class OpenVINORunner(Runner):
 
         A file with a free batch is compiled for each batch size it is given, reshaped to it:
         OpenVINO's CPU plugin runs a model whose shapes are not static through shape inference at
-        every node on every call, which costs the 91-class SSDLite320 about a tenth of its time
-        (README, "Latency"). The last ``MAX_COMPILED_BATCHES`` sizes stay compiled."""
+        every node on every call, which cost the 91-class SSDLite320 a tenth of its time at batch
+        1 and a sixth at batch 8 (README, "Benchmark"). The last ``MAX_COMPILED_BATCHES`` sizes
+        stay compiled; a reshape or compile that fails raises :class:`RuntimeUnavailableError`."""
         if batch in self._by_batch:
             self._by_batch.move_to_end(batch)
             return self._by_batch[batch][1]
-        model = self._model
-        if self._batch_free:
-            model = model.clone()
-            height, width = self.metadata.input_size
-            model.reshape({model.inputs[0].get_any_name(): [batch, 3, height, width]})
         try:
+            model = self._model
+            if self._batch_free:
+                model = model.clone()
+                height, width = self.metadata.input_size
+                model.reshape({model.inputs[0].get_any_name(): [batch, 3, height, width]})
             compiled = self._core.compile_model(model, self._target, self._config)
             self._by_batch[batch] = (compiled, compiled.create_infer_request())
         except Exception as error:  # OpenVINO raises RuntimeError subclasses
