@@ -127,6 +127,31 @@ def test_openvino_compiles_a_free_batch_file_for_each_batch_size(files, images, 
             assert [d.get_length() for d in model.inputs[0].get_partial_shape()] == [size, 3, *detector.runner.metadata.input_size]
 
 
+def test_ctrl_c_after_openvino_runners_closed_out_of_order(files):
+    """OpenVINO's compile_model gives the calling thread an alternate signal stack and each
+    compiled model puts back the previous one when destroyed: models destroyed in another order
+    than made left the main thread on a freed stack, and the next Ctrl-C crashed Python (SIGSEGV).
+    Two runners, three batch sizes, closed first-made first, then a SIGINT with a handler."""
+    import subprocess
+    import sys
+
+    script = f"""
+import signal, numpy as np
+from ssd_deploy.runtimes import load
+first, second = load({str(files["onnx"])!r}, runtime="openvino"), load({str(files["xml"])!r}, runtime="openvino")
+for size in (1, 3, 2):
+    first.runner.infer(np.zeros((size, 3, *first.runner.metadata.input_size), np.float32))
+second.runner.infer(np.zeros((1, 3, *second.runner.metadata.input_size), np.float32))
+first.close(); second.close()
+caught = []
+signal.signal(signal.SIGINT, lambda *_: caught.append(1))
+signal.raise_signal(signal.SIGINT)
+print("caught", len(caught))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip().endswith("caught 1"), (run.returncode, run.stderr[-2000:])
+
+
 @pytest.mark.parametrize("runtime, file, precision", [("openvino", "onnx", "bf16"), ("openvino", "onnx", "fp16"), ("onnxruntime", "int8_nncf", "int8"), ("openvino", "int8_nncf", "int8"), ("onnxruntime", "int8_ort", "int8"), ("openvino", "int8_ort", "int8")])
 def test_reduced_precisions_find_the_same_objects(runtime, file, precision, files, images, reference):
     with load(files[file], runtime=runtime, precision=precision) as detector:

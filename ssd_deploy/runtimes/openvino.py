@@ -11,6 +11,7 @@ file (``ssd-export --int8``) runs its quantised layers in INT8 and the rest in f
 from __future__ import annotations
 
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ class OpenVINORunner(Runner):
         self._config: dict[str, Any] = {"PERFORMANCE_HINT": performance_hint, "INFERENCE_PRECISION_HINT": PRECISION_HINTS.get(precision, "f32")}
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = int(threads)
-        self._core, self._model, self._target = core, model, target
+        self._model, self._target = model, target  # kept to compile other batch sizes
         self._batch_free = model.inputs[0].get_partial_shape()[0].is_dynamic
         self._by_batch: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
         self._static_batch = metadata.batch or 1  # the key of a file whose shapes are all static
@@ -97,13 +98,21 @@ class OpenVINORunner(Runner):
         if batch in self._by_batch:
             self._by_batch.move_to_end(batch)
             return self._by_batch[batch][1]
+        import openvino
+
         try:
             model = self._model
             if self._batch_free:
                 model = model.clone()
                 height, width = self.metadata.input_size
                 model.reshape({model.inputs[0].get_any_name(): [batch, 3, height, width]})
-            compiled = self._core.compile_model(model, self._target, self._config)
+            # Compiled on a thread of its own: OpenVINO's compile_model gives the calling thread an
+            # alternate signal stack, and each compiled model puts back the one before it when it
+            # is destroyed. Destroyed in another order than made (an evicted batch size, two
+            # runners closed in turn), the main thread was left with a freed stack, and the next
+            # Ctrl-C crashed the process (tests/test_runtimes.py).
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                compiled = pool.submit(openvino.Core().compile_model, model, self._target, self._config).result()
             self._by_batch[batch] = (compiled, compiled.create_infer_request())
         except Exception as error:  # OpenVINO raises RuntimeError subclasses
             raise RuntimeUnavailableError(self.name, f"cannot compile {self.path.name} for {self._target}: {str(error).strip().splitlines()[0][:200]}") from None
