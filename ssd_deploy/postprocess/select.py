@@ -105,8 +105,13 @@ class Selection(nn.Module):
         if size <= num_priors:
             prior_best = foreground.amax(dim=2)
             bound = prior_best.topk(num_priors - size + 1, dim=1, largest=False, sorted=False)[0].amax(dim=1).reshape(num_images, 1, 1)
-            floor = torch.maximum(floor, bound * 0.98)
+            floor = self._floor(bound)
         return torch.maximum(foreground, floor)
+
+    def _floor(self, bound: Tensor) -> Tensor:
+        """:meth:`_floored`'s floor for the ``size``-th best of the priors' best scores ``bound``
+        (any shape): 2 % under it, or just under the score threshold when that is higher."""
+        return torch.maximum(bound * 0.98, torch.full_like(bound, self.below_threshold))
 
     def _per_class(self, scores: Tensor) -> tuple[Tensor, Tensor]:
         """Per image and foreground class, the best k priors: scores and prior indices [N, G, k]."""
@@ -207,8 +212,7 @@ class Selection(nn.Module):
         best_of_prior, rows = foreground.amax(dim=2).topk(size, dim=1, sorted=False)
         first_row = torch.arange(num_images, device=foreground.device).reshape(num_images, 1) * num_priors
         pairs = foreground.reshape(num_images * num_priors, groups).index_select(0, (rows + first_row).reshape(-1))
-        # The floor of _floored, from the same bound: just under the threshold or 2 % under b.
-        floor = torch.maximum(best_of_prior.amin(dim=1, keepdim=True) * 0.98, torch.full_like(best_of_prior[:, :1], self.below_threshold))
+        floor = self._floor(best_of_prior.amin(dim=1, keepdim=True))  # b is the least of the best priors' scores
         best, index = torch.maximum(pairs.reshape(num_images, size * groups), floor).topk(size, dim=1)
         row = self._divide(index, groups)
         return best, rows.gather(1, row), index - row * groups
